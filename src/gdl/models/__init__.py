@@ -1,0 +1,1 @@
+"""Model families, one module each (added by the chapters that teach them)."""
