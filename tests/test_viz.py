@@ -1,0 +1,65 @@
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pytest
+
+import gdl.viz
+
+
+def test_image_grid_accepts_common_layouts():
+    for images in [np.zeros((6, 8, 8), np.uint8), np.ones((6, 8, 8, 1)), np.random.rand(6, 8, 8, 3)]:
+        fig = gdl.viz.image_grid(images, ncols=4, titles=list("abcdef"))
+        assert len(fig.axes) == 8  # 2 rows of 4; the last two are blank
+        assert sum(bool(ax.images) for ax in fig.axes) == 6
+
+
+def test_image_grid_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="expected images shaped"):
+        gdl.viz.image_grid(np.zeros((4, 8, 8, 2)))
+
+
+def test_mosaic_places_images_row_major():
+    images = np.stack([np.full((2, 3), i / 5) for i in range(6)])
+    tiled = gdl.viz.mosaic(images, nrows=2, ncols=3)
+    assert tiled.shape == (4, 9)
+    assert tiled[0, 3] == pytest.approx(0.2) and tiled[2, 0] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="need 4 images"):
+        gdl.viz.mosaic(images, nrows=2, ncols=2)
+
+
+def test_plot_history_pairs_train_and_validation():
+    history = {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5]}
+    fig = gdl.viz.plot_history(history)
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
+    assert all(len(ax.lines) == 2 for ax in fig.axes)
+    with pytest.raises(KeyError, match="kl"):
+        gdl.viz.plot_history(history, metrics=["kl"])
+
+
+def test_latent_scatter_with_background_and_thumbnails():
+    pts = np.random.randn(50, 2)
+    fig = gdl.viz.latent_scatter(pts, color=np.arange(50) % 3, hover=[f"#{i}" for i in range(50)],
+                                 background=(np.random.rand(16, 16), (-3, 3), (-3, 3)),
+                                 thumbnails=(pts[:5], np.random.rand(5, 8, 8)))
+    assert len(fig.data) == 3  # one trace per class, for a clickable legend
+    assert len(fig.layout.images) == 6
+    assert all(img.source.startswith("data:image/png;base64,") for img in fig.layout.images)
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        gdl.viz.latent_scatter(np.zeros((5, 3)))
+
+
+def test_show_emits_html_without_plotly_js(monkeypatch):
+    import plotly.graph_objects as go
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append((obj, raw)))
+    gdl.viz.show(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
+    (bundle, raw), = shown
+    assert raw
+    html = bundle["text/html"]
+    assert "Plotly.newPlot" in html
+    assert "<script src" not in html and "cdn.plot.ly" not in html  # the book ships plotly.js itself
+    assert json.dumps(bundle["application/vnd.plotly.v1+json"])  # serialisable for Jupyter front ends
