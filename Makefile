@@ -1,0 +1,29 @@
+# The book's everyday commands. Run from the repository root.
+PYTHON ?= python
+GDL_DATA_DIR ?= $(abspath ../shared/data)
+GDL_PROFILE ?= cpu
+export GDL_DATA_DIR
+
+.PHONY: book execute test notebooks stale benchmark clean
+
+book:            ## render _build/html from the committed execution cache
+	jupyter-book build . --warningiserror --keep-going
+
+execute:         ## execute CHAPTER (e.g. ch02) or every stale chapter into the cache, then refresh twins
+	GDL_PROFILE=$(GDL_PROFILE) $(PYTHON) scripts/book.py execute $(CHAPTER) $(if $(CHAPTER),,$(if $(ALL),--all,))
+	$(PYTHON) scripts/book.py twins
+
+test:            ## the test suite (what CI runs)
+	$(PYTHON) -m pytest
+
+notebooks:       ## write the .ipynb twins (Colab) from the .md chapters
+	$(PYTHON) scripts/book.py twins
+
+stale:           ## list chapters whose cached outputs no longer match their code
+	$(PYTHON) scripts/book.py stale
+
+benchmark:       ## time the build from cache and each chapter's smoke run -> benchmarks/results.md
+	$(PYTHON) benchmarks/book_timings.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,49 @@
+"""Sphinx glue for the book: pin the execution cache to the repo and ship plotly.js offline."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def _configure(app, config):
+    root = Path(app.confdir)
+    # The committed execution cache lives at the repo root, whatever the build's working folder;
+    # GDL_BOOK_CACHE points a build elsewhere (the tests build from a copy, never the original).
+    if os.environ.get("GDL_BOOK_CACHE"):
+        config.nb_execution_cache_path = os.environ["GDL_BOOK_CACHE"]
+    elif not config.nb_execution_cache_path:
+        config.nb_execution_cache_path = str(root / ".jupyter_cache")
+    elif not Path(config.nb_execution_cache_path).is_absolute():
+        config.nb_execution_cache_path = str(root / config.nb_execution_cache_path)
+
+    # plotly.js from the installed plotly package, so it always matches the figures' version.
+    import plotly
+
+    src = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    static = Path(app.outdir).parent / "_gdl_static"
+    static.mkdir(parents=True, exist_ok=True)
+    if not (static / "plotly.min.js").exists() or (static / "plotly.min.js").stat().st_size != src.stat().st_size:
+        shutil.copyfile(src, static / "plotly.min.js")
+    config.html_static_path = list(config.html_static_path) + [str(static)]
+    if "plotly.min.js" not in [js if isinstance(js, str) else js[0] for js in config.html_js_files]:
+        config.html_js_files = list(config.html_js_files) + [("plotly.min.js", {})]
+
+
+def _dedupe_scripts(app, pagename, templatename, context, doctree):
+    # sphinx-thebe's inline config script gets registered twice under Jupyter Book 1.x,
+    # which is a "redeclared const" error in the browser console; keep the first copy.
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        attrs = getattr(script, "attributes", {}) or {}
+        key = (getattr(script, "filename", str(script)) or "", tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"] = unique
+
+
+def setup(app):
+    app.connect("config-inited", _configure, priority=900)
+    app.connect("html-page-context", _dedupe_scripts)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,211 @@
+"""Book maintenance: which chapters are stale, execute chapters into the committed cache,
+write and check the `.ipynb` twins that Colab opens.
+
+    python scripts/book.py stale                 # list chapters whose cached outputs are stale
+    python scripts/book.py execute [ch02 ...]    # execute (stale or named) chapters into the cache
+    python scripts/book.py twins [--check]       # write (or check) book/*.ipynb from book/*.md
+
+The cache is the one `jupyter-book build` reads (.jupyter_cache at the repo root), and a
+chapter is read exactly as myst-nb reads it, so "cached here" means "the build will not execute it".
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".jupyter_cache"
+COLAB_MARKER = "# Colab only"
+
+
+def config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+def toc_files() -> list[Path]:
+    """Every page listed in _toc.yml, in book order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    found = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                found.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc.get("parts", toc.get("chapters", [])))
+    return [ROOT / (f if f.endswith(".md") else f + ".md") for f in found]
+
+
+def chapters() -> list[Path]:
+    """The pages that are notebooks (MyST markdown with a kernelspec), in book order."""
+    from myst_nb.core.read import is_myst_markdown_notebook
+
+    return [p for p in toc_files() if p.exists() and is_myst_markdown_notebook(p.read_text())]
+
+
+def resolve(names: list[str]) -> list[Path]:
+    all_chapters = chapters()
+    out = []
+    for name in names:
+        matches = [p for p in all_chapters if p.stem == name or p.stem.startswith(name + "_") or p.name == name]
+        if len(matches) != 1:
+            raise SystemExit(f"no single chapter matches {name!r}; chapters: {', '.join(p.stem for p in all_chapters)}")
+        out.append(matches[0])
+    return out
+
+
+def read_notebook(path: Path):
+    """The notebook myst-nb builds from a MyST markdown chapter (what the cache is keyed on)."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from myst_parser.config.main import MdParserConfig
+
+    md_config = MdParserConfig(enable_extensions=set(config()["parse"]["myst_enable_extensions"]))
+    return read_myst_markdown_notebook(path.read_text(), md_config, add_source_map=True, path=str(path))
+
+
+def get_cache():
+    from jupyter_cache import get_cache as _get
+
+    return _get(str(CACHE))
+
+
+def is_cached(path: Path, cache=None) -> bool:
+    cache = cache or get_cache()
+    try:
+        cache.match_cache_notebook(read_notebook(path))
+        return True
+    except KeyError:
+        return False
+
+
+def stale(paths=None) -> list[Path]:
+    cache = get_cache()
+    return [p for p in (paths or chapters()) if not is_cached(p, cache)]
+
+
+def execute(paths: list[Path], timeout: int | None = None) -> None:
+    """Execute chapters as the build does and store the outputs in the committed cache."""
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    cache = get_cache()
+    timeout = timeout or int(config()["execute"].get("timeout", 1800))
+    profile = os.environ.get("GDL_PROFILE", "cpu")
+    for path in paths:
+        print(f"executing {path.relative_to(ROOT)} (GDL_PROFILE={profile}) ...", flush=True)
+        nb = read_notebook(path)
+        record = cache.add_nb_to_project(str(path), read_data={"name": "myst_nb_md", "type": "plugin"})
+        start = time.time()
+        result = single_nb_execution(nb, cwd=str(path.parent), timeout=timeout, allow_errors=False,
+                                     meta_override=True)
+        if result.err is not None:
+            print(result.exc_string, file=sys.stderr)
+            raise SystemExit(f"{path.name} failed after {time.time() - start:.0f} s; the cache was not changed")
+        cache.cache_notebook_bundle(CacheBundleIn(nb, record.uri, data={"execution_seconds": result.time}),
+                                    check_validity=False, overwrite=True)
+        print(f"  done in {result.time:.0f} s", flush=True)
+    prune()
+
+
+def prune() -> None:
+    """Drop cached notebooks that no current chapter matches, so the committed cache stays small."""
+    cache = get_cache()
+    keep = set()
+    for path in chapters():
+        try:
+            keep.add(cache.match_cache_notebook(read_notebook(path)).pk)
+        except KeyError:
+            pass
+    for record in cache.list_cache_records():
+        if record.pk not in keep:
+            cache.remove_cache(record.pk)
+    listed = {str(p) for p in chapters()}
+    for record in cache.list_project_records():
+        if record.uri not in listed:
+            cache.remove_nb_from_project(record.pk)
+
+
+# --------------------------------------------------------------------------- .ipynb twins
+def colab_cell_source() -> str:
+    url = config()["repository"]["url"].rstrip("/")
+    return (
+        f"{COLAB_MARKER}: install this book's package (gdl) and what the chapters need.\n"
+        "import sys\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install -q "gdl[colab] @ git+{url}.git"'
+    )
+
+
+def twin_text(path: Path) -> str:
+    """The .ipynb twin of a chapter: its cells (no outputs), after a hidden Colab set-up cell."""
+    import jupytext
+    import nbformat
+
+    nb = jupytext.reads(path.read_text(), fmt="md:myst")
+    cell = nbformat.v4.new_code_cell(colab_cell_source(), metadata={"tags": ["remove-cell"]})
+    nb.cells.insert(0, cell)
+    for i, c in enumerate(nb.cells):  # stable ids, so the twin only changes when the chapter does
+        c["id"] = f"cell-{i}"
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata.pop("jupytext", None)
+    nb.metadata.setdefault("colab", {"provenance": []})
+    return jupytext.writes(nb, fmt="ipynb")
+
+
+def twins(check: bool = False) -> list[Path]:
+    """Write the twins (or, with check, return those that are missing or differ)."""
+    bad = []
+    for path in chapters():
+        twin = path.with_suffix(".ipynb")
+        text = twin_text(path)
+        if check:
+            if not twin.exists() or twin.read_text() != text:
+                bad.append(twin)
+        elif not twin.exists() or twin.read_text() != text:
+            twin.write_text(text)
+            print(f"wrote {twin.relative_to(ROOT)}")
+    return bad
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("stale")
+    ex = sub.add_parser("execute")
+    ex.add_argument("chapters", nargs="*", help="chapter stems or prefixes (ch02); default: the stale ones")
+    ex.add_argument("--all", action="store_true", help="execute every chapter, stale or not")
+    tw = sub.add_parser("twins")
+    tw.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+
+    if args.cmd == "stale":
+        paths = stale()
+        for p in paths:
+            print(p.relative_to(ROOT))
+        return 1 if paths else 0
+    if args.cmd == "execute":
+        paths = resolve(args.chapters) if args.chapters else (chapters() if args.all else stale())
+        if not paths:
+            print("every chapter's cached outputs are up to date")
+        execute(paths)
+        return 0
+    if args.cmd == "twins":
+        bad = twins(check=args.check)
+        for p in bad:
+            print(f"out of date: {p.relative_to(ROOT)} (run `make notebooks`)")
+        return 1 if bad else 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

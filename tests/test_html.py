@@ -1,0 +1,130 @@
+"""The HTML book: it builds from the committed cache without executing anything, and its
+pages work in a real browser (headless Debian Chromium) with no network."""
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+import book
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Build the HTML from a copy of the committed cache; return (html folder, build log)."""
+    stale = book.stale()
+    if stale:
+        names = " ".join(p.stem.split("_")[0] for p in stale)
+        pytest.fail(
+            "The committed outputs of these chapters are stale (their code changed since they were "
+            f"executed): {', '.join(p.name for p in stale)}. Re-execute them with "
+            f"`make execute CHAPTER=<name>` for each of: {names}, and commit .jupyter_cache.",
+            pytrace=False)
+    out = tmp_path_factory.mktemp("book")
+    cache = out / "jupyter_cache"
+    shutil.copytree(ROOT / ".jupyter_cache", cache)
+    env = dict(os.environ, GDL_BOOK_CACHE=str(cache))
+    proc = subprocess.run(
+        [shutil.which("jupyter-book") or "jupyter-book", "build", str(ROOT), "--path-output", str(out),
+         "--warningiserror", "--keep-going"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        pytest.fail(f"jupyter-book build failed:\n{log[-6000:]}", pytrace=False)
+    return out / "_build" / "html", log
+
+
+@pytest.mark.build
+def test_build_from_cache_executes_nothing(built_book):
+    _, log = built_book
+    executed = [line for line in log.splitlines() if "Executing notebook" in line]
+    assert not executed, "the build executed notebooks instead of using the cache:\n" + "\n".join(executed)
+    for chapter in book.chapters():
+        assert f"{chapter.name}: Using cached notebook" in log, f"{chapter.name} was not read from the cache"
+
+
+@pytest.mark.build
+def test_colab_launch_button_opens_the_ipynb_twin(built_book):
+    html_dir, _ = built_book
+    for chapter in book.chapters():
+        page = (html_dir / chapter.relative_to(ROOT)).with_suffix(".html").read_text()
+        assert f"colab.research.google.com/github/" in page
+        assert f"{chapter.relative_to(ROOT).with_suffix('.ipynb')}" in page, chapter.name
+
+
+@pytest.fixture(scope="module")
+def site(built_book):
+    html_dir, _ = built_book
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(html_dir))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium not found: install Debian's `chromium` package (.ci/run does)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+PAGES = ["book/intro"] + [str(p.relative_to(ROOT).with_suffix("")) for p in book.chapters()] + ["book/bibliography"]
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_offline(site, browser, page):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # No network: anything not served by the local server is blocked and recorded.
+    external = []
+
+    def route(r):
+        if r.request.url.startswith((site, "data:", "blob:")):
+            return r.continue_()
+        external.append(r.request.url)
+        return r.abort()
+
+    context.route("**/*", route)
+    tab = context.new_page()
+    errors = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto(f"{site}/{page}.html", wait_until="networkidle")
+    tab.wait_for_function("() => !window.MathJax || !MathJax.startup || MathJax.startup.promise", timeout=10_000)
+    tab.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+
+    assert not errors, f"console errors on {page}: {errors}"
+    assert not external, f"{page} needed the network for: {external}"
+    broken = tab.evaluate("() => [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+    assert not broken, f"images that did not load on {page}: {broken}"
+    plots = tab.locator(".plotly-graph-div").count()
+    drawn = tab.evaluate("() => [...document.querySelectorAll('.plotly-graph-div')].filter(d => d.querySelector('svg.main-svg')).length")
+    assert drawn == plots, f"{plots - drawn} of {plots} Plotly figures on {page} did not render"
+    source_math = tab.locator("div.math, span.math").count()
+    typeset = tab.locator("mjx-container").count()
+    assert typeset >= source_math, f"{page}: {source_math} math blocks but {typeset} typeset"
+    if page.startswith("book/ch"):
+        assert source_math > 0 and tab.locator(".cell_output img").count() > 0
+        assert tab.locator(".cell_output").first.inner_text().startswith("profile=")
+    context.close()
