@@ -28,38 +28,34 @@ class Split:
 
 
 # --------------------------------------------------------------------------- IDX (MNIST family)
-def _sha(hexdigest: str) -> dict[str, str]:
-    return {f"sha256:{hexdigest}": "official"}
+_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 
 
-MNIST = Source(
-    name="MNIST",
-    folder="mnist",
-    origin="http://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)",
-    files=tuple(
-        File(name, f"https://ossci-datasets.s3.amazonaws.com/mnist/{name}", _sha(digest))
-        for name, digest in [
-            ("train-images-idx3-ubyte.gz", "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-            ("train-labels-idx1-ubyte.gz", "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-            ("t10k-images-idx3-ubyte.gz", "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-            ("t10k-labels-idx1-ubyte.gz", "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
-        ]
-    ),
+def _idx_source(name: str, folder: str, origin: str, base_url: str, sha256: tuple[str, ...]) -> Source:
+    """An MNIST-format dataset: the four official IDX files, each with its official sha256."""
+    return Source(name=name, folder=folder, origin=origin, files=tuple(
+        File(f, base_url + f, {f"sha256:{digest}": "official"}) for f, digest in zip(_IDX_FILES, sha256)))
+
+
+MNIST = _idx_source(
+    "MNIST", "mnist",
+    "http://yann.lecun.com/exdb/mnist/ (mirror: https://ossci-datasets.s3.amazonaws.com/mnist/)",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+     "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+     "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+     "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
 )
 
-FASHION_MNIST = Source(
-    name="Fashion-MNIST",
-    folder="fashion-mnist",
-    origin="https://github.com/zalandoresearch/fashion-mnist (files at http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/)",
-    files=tuple(
-        File(name, f"http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{name}", _sha(digest))
-        for name, digest in [
-            ("train-images-idx3-ubyte.gz", "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-            ("train-labels-idx1-ubyte.gz", "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-            ("t10k-images-idx3-ubyte.gz", "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-            ("t10k-labels-idx1-ubyte.gz", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
-        ]
-    ),
+FASHION_MNIST = _idx_source(
+    "Fashion-MNIST", "fashion-mnist",
+    "https://github.com/zalandoresearch/fashion-mnist (files at http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/)",
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    ("3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+     "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+     "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+     "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
 )
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
