@@ -1,6 +1,7 @@
 # The book's everyday commands. Run from the repository root.
 PYTHON ?= python
-GDL_DATA_DIR ?= $(abspath ../shared/data)
+# The project's offline data copy when it is there; otherwise the loaders' default (~/gdl-data).
+GDL_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 GDL_PROFILE ?= cpu
 export GDL_DATA_DIR
 
