@@ -12,6 +12,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 # Tests read the real datasets from GDL_DATA_DIR (CI: ../shared/data).
 os.environ.setdefault("GDL_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+# Absolute, so notebook kernels started in temporary folders find the same data.
+os.environ["GDL_DATA_DIR"] = str(Path(os.environ["GDL_DATA_DIR"]).resolve())
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

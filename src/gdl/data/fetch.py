@@ -169,7 +169,7 @@ def fetch_archive(source: Source, archive: File, marker: str) -> Path:
         return root / source.folder
     if archive.url is None or not downloads_allowed():
         reason = "downloads are off: GDL_OFFLINE is set" if archive.url else "it has no direct download"
-        raise DataError(missing_message(source, "", reason))
+        raise DataError(missing_message(source, Path(marker).name, reason))
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{source.folder}.", dir=root))
     try:
@@ -177,7 +177,8 @@ def fetch_archive(source: Source, archive: File, marker: str) -> Path:
         try:
             _download(archive.url, tar_path, desc=source.name)
         except _DOWNLOAD_ERRORS as exc:
-            raise DataError(missing_message(source, "", f"download from {archive.url} failed: {exc}")) from exc
+            raise DataError(missing_message(source, Path(marker).name,
+                                            f"download from {archive.url} failed: {exc}")) from exc
         verify(tar_path, archive)
         with tarfile.open(tar_path) as tar:
             tar.extractall(work / "x", filter="data")
