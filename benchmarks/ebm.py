@@ -7,7 +7,7 @@ chapter's metrics as cached.
 `throughput` times one contrastive-divergence training step compiled as a graph
 and run eagerly (the published notebook compiled with run_eagerly=True), at the
 published setting (batch 128, 60 Langevin steps) and at the chapter's `cpu`
-setting (batch 64, 20 steps); then compiled Langevin sampling and energy
+setting (batch 32, 20 steps); then compiled Langevin sampling and energy
 evaluation. `metrics` copies the numbers the chapter printed in its cached
 `cpu` run (the outputs the book shows) into benchmarks/ebm_metrics.md.
 """
@@ -69,7 +69,7 @@ def throughput():
 
     rows = []
     for label, batch, k in [("published: batch 128, 60 Langevin steps", 128, 60),
-                            ("chapter cpu: batch 64, 20 Langevin steps", 64, 20)]:
+                            ("chapter cpu: batch 32, 20 Langevin steps", 32, 20)]:
         graph = step_seconds(batch, k, False, steps=10)
         eager = step_seconds(batch, k, True, steps=3)
         rows.append((label, graph, eager))

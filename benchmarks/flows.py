@@ -34,8 +34,9 @@ from gdl.models.flows import RealNVP  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NOISE = 0.05
-CONFIGS = {"published (2 × 256)": dict(n_couplings=2, units=256),
-           "chapter's deeper flow (8 × 64)": dict(n_couplings=8, units=64)}
+CONFIGS = {"published (2 × 256)": dict(n_couplings=2, units=256, depth=4),
+           "chapter's deeper flow (8 × 64)": dict(n_couplings=8, units=64,
+                                                   depth=2)}
 
 
 def moons(n_train=30_000, n_test=10_000):

@@ -1,4 +1,4 @@
-"""Normalizing flows: affine coupling layers and RealNVP, written with keras.ops.
+"""Normalizing flows: affine coupling layers and RealNVP, with keras.ops.
 
 Conventions (chapter 6): the flow f maps data x to latent z. Every layer
 returns its output together with log|det J| of the map it applied, one number

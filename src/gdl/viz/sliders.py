@@ -1,5 +1,5 @@
 """Plotly figures with a slider: a 2-D point cloud or a batch of images that
-changes from frame to frame (flows layer by layer, sampling chains step by step).
+changes from frame to frame (a flow layer by layer, chains step by step).
 
 Both return a `plotly.graph_objects.Figure`; show it with `gdl.viz.show(fig)`.
 """
