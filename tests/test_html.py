@@ -89,7 +89,7 @@ def browser():
         b.close()
 
 
-PAGES = ["book/intro"] + [str(p.relative_to(ROOT).with_suffix("")) for p in book.chapters()] + ["book/bibliography"]
+PAGES = ["book/intro"] + [str(p.relative_to(ROOT).with_suffix("")) for p in book.chapters()] + ["book/references"]
 
 
 @pytest.mark.build
