@@ -119,43 +119,17 @@ def throughput():
     print("\n".join(lines))
 
 
-def cached_streams(stem: str):
-    """The stdout texts of a chapter's cached (committed) outputs, in order,
-    and the execution time the cache recorded."""
+def metrics():
+    """Copy the numbers chapter 7 printed in its cached `cpu` run."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import book
 
-    path = next(p for p in book.chapters() if p.stem.startswith(stem))
-    cache = book.get_cache()
-    record = cache.match_cache_notebook(book.read_notebook(path))
-    nb = cache.get_cache_bundle(record.pk).nb
-    out = []
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            if o.get("output_type") == "stream" and o.get("name") == "stdout":
-                out.append(o["text"])
-    return out, record.data.get("execution_seconds")
-
-
-def metrics():
-    texts, seconds = cached_streams("ch07")
-    keep = [t for t in texts if any(k in t for k in (
-        "profile=", "s per step", "eager", "classifier accuracy",
-        "confidence", "AUROC", "chains x", "spread", "total variation"))]
-    lines = [
-        "# Chapter 7 metrics, as cached",
-        "",
-        "Copied by `python benchmarks/ebm.py metrics` from the outputs of the "
-        "committed execution cache (what the book shows); "
-        f"the whole chapter ran in {seconds or 0:.0f} s.",
-        "",
-        "```text",
-        *[t.rstrip("\n") for t in keep],
-        "```",
-    ]
-    (HERE / "ebm_metrics.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    report = book.cached_metrics(
+        "ch07", ("profile=", "s per step", "eager", "classifier accuracy", "confidence",
+                 "AUROC", "chains x", "spread", "total variation"),
+        "Chapter 7 metrics, as cached", "python benchmarks/ebm.py metrics")
+    (HERE / "ebm_metrics.md").write_text(report)
+    print(report)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

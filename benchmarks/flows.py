@@ -167,29 +167,11 @@ def metrics():
     sys.path.insert(0, str(HERE.parent / "scripts"))
     import book
 
-    path = next(p for p in book.chapters() if p.stem.startswith("ch06"))
-    cache = book.get_cache()
-    record = cache.match_cache_notebook(book.read_notebook(path))
-    texts = [o["text"] for c in cache.get_cache_bundle(record.pk).nb.cells
-             for o in c.get("outputs", [])
-             if o.get("output_type") == "stream" and o.get("name") == "stdout"]
-    keep = [t for t in texts if any(k in t for k in (
-        "profile=", "ms per step", "test NLL", "off the moons", "floor"))]
-    seconds = record.data.get("execution_seconds") or 0
-    lines = [
-        "# Chapter 6 metrics, as cached",
-        "",
-        "Copied by `python benchmarks/flows.py metrics` from the outputs of "
-        "the committed execution cache (what the book shows); the whole "
-        f"chapter ran in {seconds:.0f} s.",
-        "",
-        "```text",
-        *[t.rstrip("\n") for t in keep],
-        "```",
-    ]
-    (HERE / "flows_metrics.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    report = book.cached_metrics(
+        "ch06", ("profile=", "ms per step", "test NLL", "off the moons", "floor"),
+        "Chapter 6 metrics, as cached", "python benchmarks/flows.py metrics")
+    (HERE / "flows_metrics.md").write_text(report)
+    print(report)
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -135,6 +135,22 @@ def prune() -> None:
             cache.remove_nb_from_project(record.pk)
 
 
+def cached_metrics(stem: str, keys, title: str, command: str) -> str:
+    """A markdown report of the stdout lines containing any of `keys` in a chapter's cached run."""
+    path = resolve([stem])[0]
+    cache = get_cache()
+    record = cache.match_cache_notebook(read_notebook(path))
+    texts = [o["text"] for c in cache.get_cache_bundle(record.pk).nb.cells for o in c.get("outputs", [])
+             if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+    keep = [t.rstrip("\n") for t in texts if any(k in t for k in keys)]
+    seconds = record.data.get("execution_seconds") or 0
+    return "\n".join([
+        f"# {title}", "",
+        f"Copied by `{command}` from the outputs of the committed execution cache "
+        f"(what the book shows); the whole chapter ran in {seconds:.0f} s.", "",
+        "```text", *keep, "```", ""])
+
+
 # --------------------------------------------------------------------------- .ipynb twins
 def colab_cell_source() -> str:
     url = config()["repository"]["url"].rstrip("/")
