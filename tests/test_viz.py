@@ -63,3 +63,15 @@ def test_show_emits_html_without_plotly_js(monkeypatch):
     assert "Plotly.newPlot" in html
     assert "<script src" not in html and "cdn.plot.ly" not in html  # the book ships plotly.js itself
     assert json.dumps(bundle["application/vnd.plotly.v1+json"])  # serialisable for Jupyter front ends
+
+
+def test_show_does_not_autoplay_slider_figures(monkeypatch):
+    import plotly.graph_objects as go
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
+    frames = [go.Frame(data=[go.Scatter(x=[0, 1], y=[k, k])], name=str(k)) for k in range(3)]
+    gdl.viz.show(go.Figure(data=frames[0].data, frames=frames))
+    html = shown[0]["text/html"]
+    assert "Plotly.addFrames" in html        # the frames are there for the slider
+    assert "Plotly.animate" not in html      # but nothing plays on page load

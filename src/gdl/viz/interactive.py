@@ -23,7 +23,8 @@ def show(fig) -> None:
         return
     from IPython.display import display
 
-    html = fig.to_html(include_plotlyjs=False, full_html=False,
+    # auto_play=False: a slider figure opens on its first frame instead of playing once.
+    html = fig.to_html(include_plotlyjs=False, full_html=False, auto_play=False,
                        config={"displaylogo": False, "responsive": True})
     bundle = {"text/html": html, "application/vnd.plotly.v1+json": json.loads(fig.to_json())}
     display(bundle, raw=True)
