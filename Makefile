@@ -12,7 +12,7 @@ book:            ## render _build/html from the committed execution cache
 
 execute:         ## execute CHAPTER (e.g. ch02) or every stale chapter into the cache, then refresh twins
 	GDL_PROFILE=$(GDL_PROFILE) $(PYTHON) scripts/book.py execute $(CHAPTER) $(if $(CHAPTER),,$(if $(ALL),--all,))
-	$(PYTHON) scripts/book.py twins
+	$(PYTHON) scripts/book.py twins $(CHAPTER)
 
 test:            ## the test suite (what CI runs)
 	$(PYTHON) -m pytest

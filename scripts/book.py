@@ -1,9 +1,9 @@
 """Book maintenance: which chapters are stale, execute chapters into the committed cache,
 write and check the `.ipynb` twins that Colab opens.
 
-    python scripts/book.py stale                 # list chapters whose cached outputs are stale
-    python scripts/book.py execute [ch02 ...]    # execute (stale or named) chapters into the cache
-    python scripts/book.py twins [--check]       # write (or check) book/*.ipynb from book/*.md
+    python scripts/book.py stale                   # list chapters whose cached outputs are stale
+    python scripts/book.py execute [ch02 ...]      # execute (stale or named) chapters into the cache
+    python scripts/book.py twins [chNN] [--check]  # write (or check) book/*.ipynb from book/*.md
 
 The cache is the one `jupyter-book build` reads (.jupyter_cache at the repo root), and a
 chapter is read exactly as myst-nb reads it, so "cached here" means "the build will not execute it".
@@ -178,10 +178,10 @@ def twin_text(path: Path) -> str:
     return jupytext.writes(nb, fmt="ipynb")
 
 
-def twins(check: bool = False) -> list[Path]:
-    """Write the twins (or, with check, return those that are missing or differ)."""
+def twins(check: bool = False, paths: list[Path] | None = None) -> list[Path]:
+    """Write the twins of `paths` (default: every chapter), or with check return those that differ."""
     bad = []
-    for path in chapters():
+    for path in chapters() if paths is None else paths:
         twin = path.with_suffix(".ipynb")
         text = twin_text(path)
         if check:
@@ -201,6 +201,7 @@ def main(argv=None) -> int:
     ex.add_argument("chapters", nargs="*", help="chapter stems or prefixes (ch02); default: the stale ones")
     ex.add_argument("--all", action="store_true", help="execute every chapter, stale or not")
     tw = sub.add_parser("twins")
+    tw.add_argument("chapters", nargs="*", help="chapter stems or prefixes (ch02); default: all")
     tw.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
 
@@ -216,7 +217,7 @@ def main(argv=None) -> int:
         execute(paths)
         return 0
     if args.cmd == "twins":
-        bad = twins(check=args.check)
+        bad = twins(check=args.check, paths=resolve(args.chapters) if args.chapters else None)
         for p in bad:
             print(f"out of date: {p.relative_to(ROOT)} (run `make notebooks`)")
         return 1 if bad else 0
