@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
-import sys
 import time
 from pathlib import Path
 
@@ -25,15 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-
-def machine() -> str:
-    import keras
-
-    from gdl.config import _cpu_name
-
-    return (f"{_cpu_name()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}, Keras {keras.__version__} "
-            f"({keras.backend.backend()})")
+from common import machine, write_cached_metrics  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def mnist32(n):
@@ -121,15 +111,10 @@ def throughput():
 
 def metrics():
     """Copy the numbers chapter 7 printed in its cached `cpu` run."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import book
-
-    report = book.cached_metrics(
+    write_cached_metrics(
         "ch07", ("profile=", "s per step", "eager", "classifier accuracy", "confidence",
                  "AUROC", "chains x", "spread", "total variation"),
-        "Chapter 7 metrics, as cached", "python benchmarks/ebm.py metrics")
-    (HERE / "ebm_metrics.md").write_text(report)
-    print(report)
+        "ebm", "Chapter 7 metrics, as cached")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -29,10 +28,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.datasets import make_moons  # noqa: E402
 
-from gdl.config import _cpu_name, seed_everything  # noqa: E402
+from gdl.config import seed_everything  # noqa: E402
 from gdl.models.flows import RealNVP  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+
+from common import machine, write_cached_metrics  # noqa: E402  (benchmarks/ is on sys.path)
 NOISE = 0.05
 CONFIGS = {"published (2 × 256)": dict(n_couplings=2, units=256, depth=4),
            "chapter's deeper flow (8 × 64)": dict(n_couplings=8, units=64,
@@ -62,12 +63,6 @@ def true_log_density(x_std, mean, std, n_theta=1000):
         m = log_k.max(1, keepdims=True)
         out.append(m[:, 0] + np.log(np.exp(log_k - m).mean(1)))
     return np.concatenate(out) + np.log(std).sum()
-
-
-def machine() -> str:
-    return (f"{_cpu_name()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}, Keras {keras.__version__} "
-            f"({keras.backend.backend()})")
 
 
 def throughput(steps=200, batch=256):
@@ -162,16 +157,9 @@ def published(epochs=300):
 
 def metrics():
     """Copy the numbers chapter 6 printed in its cached `cpu` run."""
-    import sys
-
-    sys.path.insert(0, str(HERE.parent / "scripts"))
-    import book
-
-    report = book.cached_metrics(
+    write_cached_metrics(
         "ch06", ("profile=", "ms per step", "test NLL", "off the moons", "floor"),
-        "Chapter 6 metrics, as cached", "python benchmarks/flows.py metrics")
-    (HERE / "flows_metrics.md").write_text(report)
-    print(report)
+        "flows", "Chapter 6 metrics, as cached")
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
