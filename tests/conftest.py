@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from gdl.paths import SHARED_DATA_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 # Tests read the real datasets from GDL_DATA_DIR (CI: ../shared/data).
-os.environ.setdefault("GDL_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+os.environ.setdefault("GDL_DATA_DIR", str(SHARED_DATA_DIR))
 # Absolute, so notebook kernels started in temporary folders find the same data.
 os.environ["GDL_DATA_DIR"] = str(Path(os.environ["GDL_DATA_DIR"]).resolve())
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -250,3 +250,15 @@ def test_archive_download_keeps_files_already_there(server, empty_data_dir):
     assert (folder / "a.txt").read_text() == "already here"
     assert (folder / "b.txt").read_text() == "from archive"
     assert sorted(p.name for p in empty_data_dir.iterdir()) == ["demo"]  # work folder removed
+
+
+def test_paths_live_in_one_place(monkeypatch, tmp_path):
+    import gdl.data
+    import gdl.paths
+
+    assert gdl.data.DataError is F.DataError is gdl.paths.DataError
+    assert gdl.data.data_dir is F.data_dir is gdl.paths.data_dir
+    monkeypatch.setenv("GDL_DATA_DIR", str(tmp_path))
+    assert gdl.data.data_dir() == tmp_path
+    monkeypatch.delenv("GDL_DATA_DIR")
+    assert gdl.data.data_dir() == gdl.paths.DEFAULT_DATA_DIR

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gdl.data.fetch import DataError, downloads_allowed
+from gdl.paths import DataError, downloads_allowed
 
 INCEPTION_WEIGHTS = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_URL = ("https://storage.googleapis.com/tensorflow/keras-applications/"

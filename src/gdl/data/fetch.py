@@ -1,7 +1,8 @@
-"""The mechanism every loader uses: where data lives, download, verify, write atomically.
+"""The mechanism every loader uses: download, verify, write atomically.
 
-A dataset is described once, by a :class:`Source` in :data:`REGISTRY`: its official
-origin, its on-disk folder under ``GDL_DATA_DIR`` (the layout of the official
+Where data lives (``GDL_DATA_DIR``) and the error every loader raises are in
+:mod:`gdl.paths`; they are re-exported here. A dataset is described once, by a
+:class:`Source` next to its loader: its official origin, its on-disk folder under ``GDL_DATA_DIR`` (the layout of the official
 download, so a reader who fetches it by hand can point ``GDL_DATA_DIR`` at it), and
 the digests of its files where they are known.
 """
@@ -18,13 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_DATA_DIR = Path.home() / "gdl-data"
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "gdl"
-
-
-class DataError(RuntimeError):
-    """Data is missing, cannot be downloaded, or fails verification; the message says the fix."""
-
+from gdl.paths import DataError, cache_dir, data_dir, downloads_allowed  # noqa: F401 - re-exported
 
 # What a failed download can raise: network errors, a cut connection, a short body.
 _DOWNLOAD_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError, DataError)
@@ -55,23 +50,6 @@ class Source:
             if f.path == path:
                 return f
         return File(path)
-
-
-def data_dir() -> Path:
-    """Root of the datasets: ``GDL_DATA_DIR``, else ``~/gdl-data``."""
-    return Path(os.environ.get("GDL_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
-
-
-def cache_dir() -> Path:
-    """Writable folder for derived data (resized arrays, tokenised text): ``GDL_CACHE_DIR``."""
-    path = Path(os.environ.get("GDL_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def downloads_allowed() -> bool:
-    """Downloads are on unless ``GDL_OFFLINE=1``."""
-    return os.environ.get("GDL_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
 
 
 def missing_message(source: Source, what: str, reason: str = "") -> str:
@@ -114,7 +92,7 @@ def verify(path: Path, spec: File) -> str | None:
     )
 
 
-def _download(url: str, dest: Path, desc: str) -> None:
+def download(url: str, dest: Path, desc: str) -> None:
     """Stream `url` to `dest` through a temporary file in the same folder (atomic rename)."""
     from tqdm.auto import tqdm
 
@@ -147,7 +125,7 @@ def fetch(source: Source, path: str) -> Path:
     if not downloads_allowed():
         raise DataError(missing_message(source, spec.path, "downloads are off: GDL_OFFLINE is set"))
     try:
-        _download(spec.url, dest, desc=f"{source.name}/{spec.path}")
+        download(spec.url, dest, desc=f"{source.name}/{spec.path}")
     except _DOWNLOAD_ERRORS as exc:
         raise DataError(missing_message(source, spec.path, f"download from {spec.url} failed: {exc}")) from exc
     try:
@@ -175,7 +153,7 @@ def fetch_archive(source: Source, archive: File, marker: str) -> Path:
     try:
         tar_path = work / Path(archive.path).name
         try:
-            _download(archive.url, tar_path, desc=source.name)
+            download(archive.url, tar_path, desc=source.name)
         except _DOWNLOAD_ERRORS as exc:
             raise DataError(missing_message(source, Path(marker).name,
                                             f"download from {archive.url} failed: {exc}")) from exc

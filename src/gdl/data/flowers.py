@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gdl.data.fetch import (DataError, File, Source, _download, cache_dir, data_dir,
-                            downloads_allowed, fetch, missing_message, verify)
+from gdl.data.fetch import (DataError, File, Source, cache_dir, data_dir,
+                            download, downloads_allowed, fetch, missing_message, verify)
 
 _OXFORD_URL = "https://www.robots.ox.ac.uk/~vgg/data/flowers/102/"
 # md5 digests of the official files (as listed by torchvision).
@@ -105,7 +105,7 @@ def _download_official_jpgs() -> None:
     try:
         tgz = work / FLOWERS_ARCHIVE.path
         try:
-            _download(FLOWERS_ARCHIVE.url, tgz, desc="102flowers.tgz")
+            download(FLOWERS_ARCHIVE.url, tgz, desc="102flowers.tgz")
         except Exception as exc:  # network errors of every kind
             raise DataError(missing_message(
                 FLOWERS_OFFICIAL, "jpg/image_00001.jpg",
