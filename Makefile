@@ -2,7 +2,8 @@
 PYTHON ?= python
 # The project's offline data copy when it is there; otherwise the loaders' default (~/gdl-data).
 GDL_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
-GDL_PROFILE ?= cpu
+# GDL_PROFILE (smoke, cpu, full) passes through from the environment or the command line;
+# unset, gdl uses its default (gdl.config.DEFAULT_PROFILE).
 export GDL_DATA_DIR
 
 .PHONY: book execute test notebooks stale benchmark clean
@@ -11,7 +12,7 @@ book:            ## render _build/html from the committed execution cache
 	jupyter-book build . --warningiserror --keep-going
 
 execute:         ## execute CHAPTER (e.g. ch02) or every stale chapter into the cache, then refresh twins
-	GDL_PROFILE=$(GDL_PROFILE) $(PYTHON) scripts/book.py execute $(CHAPTER) $(if $(CHAPTER),,$(if $(ALL),--all,))
+	$(PYTHON) scripts/book.py execute $(CHAPTER) $(if $(CHAPTER),,$(if $(ALL),--all,))
 	$(PYTHON) scripts/book.py twins $(CHAPTER)
 
 test:            ## the test suite (what CI runs)

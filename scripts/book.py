@@ -7,20 +7,26 @@ write and check the `.ipynb` twins that Colab opens.
 
 The cache is the one `jupyter-book build` reads (.jupyter_cache at the repo root), and a
 chapter is read exactly as myst-nb reads it, so "cached here" means "the build will not execute it".
+A cached chapter is still stale when the gdl source changed since it ran: its run-info line
+records `gdl.config.source_hash()`, and `stale` compares that with the current one.
 """
 from __future__ import annotations
 
 import argparse
-import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
+from gdl.config import profile, source_hash
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".jupyter_cache"
 COLAB_MARKER = "# Colab only"
+# How the run-info line names the gdl source it ran with: "gdl 0.1.0 (src 1a2b3c4d5e)".
+SOURCE_HASH = re.compile(r"\bgdl \S+ \(src ([0-9a-f]+)\)")
 
 
 def config() -> dict:
@@ -79,18 +85,50 @@ def get_cache():
     return _get(str(CACHE))
 
 
-def is_cached(path: Path, cache=None) -> bool:
+def cached_notebook(record, cache=None):
+    """The executed notebook of a cache record, read without touching the cache's database
+    (`get_cache_bundle` would write an access time into the committed global.db)."""
+    import nbformat
+
+    cache = cache or get_cache()
+    path = cache._get_notebook_path_cache(record.hashkey, raise_on_missing=True)
+    return nbformat.reads(path.read_text(encoding="utf8"), nbformat.NO_CONVERT)
+
+
+def recorded_source_hash(nb) -> str | None:
+    """The gdl source hash in an executed chapter's run-info line (its first code cell's output)."""
+    first = next((c for c in nb.cells if c.cell_type == "code"), None)
+    for output in first.get("outputs", []) if first is not None else []:
+        text = output.get("text") or output.get("data", {}).get("text/plain", "")
+        found = SOURCE_HASH.search("".join(text))
+        if found:
+            return found.group(1)
+    return None
+
+
+def stale_reason(path: Path, cache=None, current: str | None = None) -> str | None:
+    """Why the build (or the book's test) would not accept a chapter's cached outputs, or None."""
     cache = cache or get_cache()
     try:
-        cache.match_cache_notebook(read_notebook(path))
-        return True
+        record = cache.match_cache_notebook(read_notebook(path))
     except KeyError:
-        return False
+        return "its code changed since it was executed"
+    current = current or source_hash()
+    recorded = recorded_source_hash(cached_notebook(record, cache))
+    if recorded != current:
+        return f"it ran with gdl source {recorded or '(not recorded)'}, the source is now {current}"
+    return None
+
+
+def stale_reasons(paths=None) -> dict[Path, str]:
+    """The stale chapters and why: code changed, or the gdl source changed since they ran."""
+    cache, current = get_cache(), source_hash()
+    reasons = {p: stale_reason(p, cache, current) for p in (paths or chapters())}
+    return {p: why for p, why in reasons.items() if why}
 
 
 def stale(paths=None) -> list[Path]:
-    cache = get_cache()
-    return [p for p in (paths or chapters()) if not is_cached(p, cache)]
+    return list(stale_reasons(paths))
 
 
 def execute(paths: list[Path], timeout: int | None = None) -> None:
@@ -100,9 +138,8 @@ def execute(paths: list[Path], timeout: int | None = None) -> None:
 
     cache = get_cache()
     timeout = timeout or int(config()["execute"].get("timeout", 1800))
-    profile = os.environ.get("GDL_PROFILE", "cpu")
     for path in paths:
-        print(f"executing {path.relative_to(ROOT)} (GDL_PROFILE={profile}) ...", flush=True)
+        print(f"executing {path.relative_to(ROOT)} (GDL_PROFILE={profile()}) ...", flush=True)
         nb = read_notebook(path)
         record = cache.add_nb_to_project(str(path), read_data={"name": "myst_nb_md", "type": "plugin"})
         start = time.time()
@@ -140,7 +177,7 @@ def cached_metrics(stem: str, keys, title: str, command: str) -> str:
     path = resolve([stem])[0]
     cache = get_cache()
     record = cache.match_cache_notebook(read_notebook(path))
-    texts = [o["text"] for c in cache.get_cache_bundle(record.pk).nb.cells for o in c.get("outputs", [])
+    texts = [o["text"] for c in cached_notebook(record, cache).cells for o in c.get("outputs", [])
              if o.get("output_type") == "stream" and o.get("name") == "stdout"]
     keep = [t.rstrip("\n") for t in texts if any(k in t for k in keys)]
     seconds = record.data.get("execution_seconds") or 0
@@ -206,10 +243,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "stale":
-        paths = stale()
-        for p in paths:
-            print(p.relative_to(ROOT))
-        return 1 if paths else 0
+        reasons = stale_reasons()
+        for p, why in reasons.items():
+            print(f"{p.relative_to(ROOT)}: {why}")
+        return 1 if reasons else 0
     if args.cmd == "execute":
         paths = resolve(args.chapters) if args.chapters else (chapters() if args.all else stale())
         if not paths:

@@ -49,3 +49,57 @@ def test_build_configuration_invariants():
     assert "book/*.ipynb" in config["exclude_patterns"]
     assert {"dollarmath", "amsmath"} <= set(config["parse"]["myst_enable_extensions"])
     assert config["launch_buttons"]["colab_url"] and config["launch_buttons"]["binderhub_url"]
+
+
+def _executed(*outputs):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title"),
+                nbformat.v4.new_code_cell("gdl.run_info();", outputs=list(outputs)),
+                nbformat.v4.new_code_cell("print('gdl 0.1.0 (src ffffffffff)')")]
+    return nb
+
+
+def test_stale_check_reads_the_source_hash_of_the_run_info_line():
+    import nbformat
+
+    line = ("profile=cpu · backend=tensorflow · CPU: x (2 cores) · Keras 3.15.1 · "
+            "gdl 0.1.0 (src 1a2b3c4d5e) · seed=42 · date=2026-12-01\n")
+    stderr = nbformat.v4.new_output("stream", name="stderr", text="WARNING: All log messages ...\n")
+    nb = _executed(stderr, nbformat.v4.new_output("stream", name="stdout", text=line))
+    assert book.recorded_source_hash(nb) == "1a2b3c4d5e"
+    # a line written before the hash was recorded, or no run-info output at all: unknown
+    old = line.replace(" (src 1a2b3c4d5e)", "")
+    assert book.recorded_source_hash(_executed(nbformat.v4.new_output("stream", name="stdout", text=old))) is None
+    assert book.recorded_source_hash(_executed()) is None
+
+
+def test_run_info_line_and_stale_check_agree_on_the_format(monkeypatch):
+    import nbformat
+
+    from gdl import config
+
+    monkeypatch.setenv("GDL_PROFILE", "smoke")
+    line = config.run_info(display=False)
+    nb = _executed(nbformat.v4.new_output("stream", name="stdout", text=line + "\n"))
+    assert book.recorded_source_hash(nb) == config.source_hash()
+
+
+def test_a_cached_chapter_that_ran_with_other_gdl_source_is_stale(monkeypatch):
+    import nbformat
+
+    class Cache:  # the jupyter cache, reduced to what the stale check asks of it
+        def match_cache_notebook(self, nb):
+            return "record"
+
+    def ran_with(src):
+        text = f"profile=cpu · gdl 0.1.0 (src {src}) · seed=42\n"
+        nb = _executed(nbformat.v4.new_output("stream", name="stdout", text=text))
+        monkeypatch.setattr(book, "cached_notebook", lambda record, cache=None: nb)
+
+    chapter = book.chapters()[0]
+    ran_with("1a2b3c4d5e")
+    assert book.stale_reason(chapter, Cache(), current="1a2b3c4d5e") is None
+    why = book.stale_reason(chapter, Cache(), current="99999aaaaa")
+    assert "1a2b3c4d5e" in why and "99999aaaaa" in why

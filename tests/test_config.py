@@ -56,3 +56,44 @@ def test_run_info_line(monkeypatch, capsys):
     for part in ["profile=smoke", f"Keras {keras.__version__}", f"TensorFlow {tf.__version__}",
                  f"gdl {gdl.__version__}", "seed=3", "8,000 training images", "CPU"]:
         assert part in line, part
+
+
+def test_source_hash_follows_the_package_source(tmp_path, monkeypatch):
+    import shutil
+
+    tree = tmp_path / "gdl"
+    shutil.copytree(config.PACKAGE_DIR, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    before = config.source_hash(tree)
+    assert len(before) == 10 and int(before, 16) >= 0
+    assert before == config.source_hash() == config.source_hash(str(tree))  # same files, same hash
+    monkeypatch.chdir(tmp_path)
+    (tree / "__pycache__").mkdir(exist_ok=True)
+    (tree / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")  # not source
+    assert config.source_hash(tree) == before
+    with open(tree / "train.py", "a") as f:
+        f.write("\n# an edit\n")
+    edited = config.source_hash(tree)
+    assert edited != before
+    (tree / "train.py").rename(tree / "training.py")  # a renamed module is a change too
+    assert config.source_hash(tree) not in (before, edited)
+
+
+def test_run_info_names_the_gdl_source(monkeypatch):
+    monkeypatch.setenv("GDL_PROFILE", "smoke")
+    line = gdl.run_info(display=False)
+    assert f"gdl {gdl.__version__} (src {config.source_hash()})" in line
+
+
+def test_ground_floor_imports():
+    """gdl.paths and gdl.config import nothing from gdl; gdl.train does not pull in gdl.viz."""
+    import ast
+
+    def gdl_imports(module):
+        tree = ast.parse((config.PACKAGE_DIR / module).read_text())
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        return {n for n in names if n == "gdl" or n.startswith("gdl.")}
+
+    assert gdl_imports("paths.py") == set()
+    assert gdl_imports("config.py") == set()
+    assert not {n for n in gdl_imports("train.py") if n.startswith("gdl.viz")}

@@ -23,13 +23,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
     """Build the HTML from a copy of the committed cache; return (html folder, build log)."""
-    stale = book.stale()
+    stale = book.stale_reasons()  # code changed, or the gdl source changed since they ran
     if stale:
         names = " ".join(p.stem.split("_")[0] for p in stale)
         pytest.fail(
-            "The committed outputs of these chapters are stale (their code changed since they were "
-            f"executed): {', '.join(p.name for p in stale)}. Re-execute them with "
-            f"`make execute CHAPTER=<name>` for each of: {names}, and commit .jupyter_cache.",
+            "The committed outputs of these chapters are stale:\n"
+            + "".join(f"  {p.name}: {why}\n" for p, why in stale.items())
+            + f"Re-execute them with `make execute CHAPTER=<name>` for each of: {names}, "
+            "and commit .jupyter_cache.",
             pytrace=False)
     out = tmp_path_factory.mktemp("book")
     cache = out / "jupyter_cache"

@@ -3,8 +3,6 @@
 Chapters import plumbing from here (data loaders, figures, callbacks); the ideas
 themselves are written out in the chapters.
 """
-from gdl.config import PROFILES, pick, profile, run_info, seed_everything
-
-__version__ = "0.1.0"
+from gdl.config import PROFILES, __version__, pick, profile, run_info, seed_everything
 
 __all__ = ["PROFILES", "pick", "profile", "run_info", "seed_everything", "__version__"]

@@ -1,14 +1,22 @@
-"""Run profiles, seeding and the run-info line every chapter prints."""
+"""Run profiles, seeding and the run-info line every chapter prints.
+
+It imports nothing from `gdl`, so the package, the book's scripts and the tests can
+read the defaults, the version and the source hash from here.
+"""
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import platform
 import random
+from pathlib import Path
 
+__version__ = "0.1.0"
 PROFILES = ("smoke", "cpu", "full")
 DEFAULT_PROFILE = "cpu"
 DEFAULT_SEED = 42
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def profile() -> str:
@@ -81,11 +89,27 @@ def device() -> str:
     return f"CPU: {_cpu_name()} ({os.cpu_count()} cores)"
 
 
+def source_hash(root: str | os.PathLike | None = None) -> str:
+    """A short, stable fingerprint of the gdl source: 10 hex digits of SHA-256.
+
+    It covers every ``*.py`` file under `root` (default: the installed `gdl` package),
+    by relative path and content, so it changes with any edit of the package and not
+    with file times or the working directory. The run-info line records it, and
+    `scripts/book.py stale` compares it with the one in a chapter's cached outputs.
+    """
+    root = Path(root) if root is not None else PACKAGE_DIR
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix()):
+        name = path.relative_to(root).as_posix().encode()
+        content = path.read_bytes()
+        digest.update(b"%d:%s%d:" % (len(name), name, len(content)))
+        digest.update(content)
+    return digest.hexdigest()[:10]
+
+
 def run_info(seed: int = DEFAULT_SEED, note: str | None = None, display: bool = True) -> str:
     """Seed everything and return (and print) one line saying what produced the outputs."""
     import keras
-
-    import gdl
 
     seed_everything(seed)
     parts = [
@@ -97,7 +121,7 @@ def run_info(seed: int = DEFAULT_SEED, note: str | None = None, display: bool = 
         import tensorflow as tf
 
         parts.append(f"TensorFlow {tf.__version__}")
-    parts += [f"Keras {keras.__version__}", f"gdl {gdl.__version__}", f"seed={seed}",
+    parts += [f"Keras {keras.__version__}", f"gdl {__version__} (src {source_hash()})", f"seed={seed}",
               f"date={_dt.date.today().isoformat()}"]
     if note:
         parts.append(note)
