@@ -12,13 +12,13 @@ def _model():
     return model
 
 
-def test_sample_grid_keeps_images_every_n_epochs():
-    grid = train.SampleGrid(lambda m: m.predict(np.ones((4, 3)), verbose=0).reshape(4, 1, 1), every=2)
-    _model().fit(np.ones((8, 3)), np.ones((8, 1)), epochs=5, verbose=0, callbacks=[grid])
-    assert sorted(grid.grids) == [2, 4]
-    assert grid.grids[2].shape == (4, 1, 1)
+def test_snapshots_keep_outputs_every_n_epochs():
+    snaps = train.Snapshots(lambda m: m.predict(np.ones((4, 3)), verbose=0).reshape(4, 1, 1), every=2)
+    _model().fit(np.ones((8, 3)), np.ones((8, 1)), epochs=5, verbose=0, callbacks=[snaps])
+    assert sorted(snaps.by_epoch) == [2, 4]
+    assert snaps.by_epoch[2].shape == (4, 1, 1)
     with pytest.raises(ValueError):
-        train.SampleGrid(lambda m: None, every=0)
+        train.Snapshots(lambda m: None, every=0)
 
 
 def test_nan_guard_stops_at_the_first_non_finite_loss():
@@ -30,13 +30,3 @@ def test_nan_guard_stops_at_the_first_non_finite_loss():
         _model().fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[guard], shuffle=False)
     assert guard.failed_at == (1, 1)
 
-
-def test_checkpoint_writes_weights_h5(tmp_path):
-    with pytest.raises(ValueError, match=".weights.h5"):
-        train.checkpoint(tmp_path / "model.h5")
-    path = tmp_path / "ckpt" / "best.weights.h5"
-    model = _model()
-    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=2, verbose=0, callbacks=[train.checkpoint(path)])
-    clone = _model()
-    clone.load_weights(path)
-    np.testing.assert_allclose(clone.predict(np.ones((1, 3)), verbose=0), model.predict(np.ones((1, 3)), verbose=0))

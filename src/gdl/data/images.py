@@ -191,18 +191,16 @@ class CelebA:
         return len(self.files)
 
     def dataset(self, image_size: int = 64, batch_size: int = 128, shuffle: bool = True,
-                seed: int | None = None, with_index: bool = False):
+                seed: int | None = None):
         """A `tf.data.Dataset` of float32 faces in [0, 1], centre-cropped square and resized."""
         import tensorflow as tf
 
-        paths = tf.constant([str(p) for p in self.files])
-        ds = tf.data.Dataset.from_tensor_slices((paths, tf.range(len(self.files))))
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant([str(p) for p in self.files]))
         if shuffle:
             ds = ds.shuffle(min(len(self.files), 20_000), seed=seed, reshuffle_each_iteration=True)
 
-        def load(path, index):
-            image = decode_face(tf.io.read_file(path), image_size)
-            return (image, index) if with_index else image
+        def load(path):
+            return decode_face(tf.io.read_file(path), image_size)
 
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

@@ -7,7 +7,6 @@ shape of what they read, so a truncated or unrelated file fails with a
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from gdl.data.fetch import DataError, Source, data_dir, missing_message
 
@@ -20,9 +19,6 @@ WINE_REVIEWS = Source(
          "the folder below (it holds winemag-data-130k-v2.json and .csv)."),
 )
 WINE_REVIEWS_JSON = "winemag-data-130k-v2.json"
-WINE_KEYS = ("points", "title", "description", "taster_name", "taster_twitter_handle",
-             "price", "designation", "variety", "region_1", "region_2", "province",
-             "country", "winery")
 
 EPIRECIPES = Source(
     name="Epicurious recipes",

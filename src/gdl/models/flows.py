@@ -147,15 +147,6 @@ class RealNVP(keras.Model):
         z = keras.random.normal((n, self.dim), seed=seed)
         return self.inverse(z)[0]
 
-    def stages(self, x):
-        """The point cloud after each layer: [x, f1(x), f2(f1(x)), ...]."""
-        x = ops.convert_to_tensor(x, dtype="float32")
-        out = [x]
-        for layer in self.couplings:
-            x, _ = layer(x)
-            out.append(x)
-        return [ops.convert_to_numpy(v) for v in out]
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
         z, log_det = y_pred
