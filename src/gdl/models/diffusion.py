@@ -7,7 +7,10 @@ the pair (signal rate, noise rate) with signal² + noise² = 1, so that
 
     x_t = signal(t) * x_0 + noise(t) * eps,   eps ~ N(0, I).
 
-Everything is written with ``keras.ops`` so that it runs on any Keras backend.
+Everything is written with ``keras.ops``; the training step's gradients and the compiled
+noise predictor go through ``gdl.backend``, so it trains and samples on TensorFlow, JAX and
+PyTorch. The model meets the book's contract (``gdl.models.base``): ``generate`` returns
+images in [0, 1].
 """
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ import math
 
 import keras
 from keras import layers, ops
+
+from gdl import backend
+from gdl.backend import BatchNormalization
+from gdl.models.base import GenerativeModel
 
 
 # --------------------------------------------------------------------------- schedules
@@ -88,7 +95,7 @@ def residual_block(x, emb, width):
     """Two 3×3 convolutions with a shortcut; the noise embedding enters as a
     per-channel shift between them."""
     shortcut = x if x.shape[-1] == width else layers.Conv2D(width, 1)(x)
-    h = layers.BatchNormalization(center=False, scale=False)(x)
+    h = BatchNormalization(center=False, scale=False)(x)
     h = layers.Conv2D(width, 3, padding="same", activation="swish")(h)
     h = h + layers.Dense(width)(emb)              # (N, 1, 1, width) broadcast
     h = layers.Conv2D(width, 3, padding="same")(h)
@@ -122,7 +129,7 @@ def build_unet(image_size=32, widths=(32, 64, 96), block_depth=2,
         for _ in range(block_depth):
             x = layers.Concatenate()([x, skips.pop()])
             x = residual_block(x, emb, width)
-    x = layers.BatchNormalization(center=False, scale=False)(x)
+    x = BatchNormalization(center=False, scale=False)(x)
     out = layers.Conv2D(channels, 1, kernel_initializer="zeros",
                         name="predicted_noise")(x)
     return keras.Model([noisy, variance], out, name="unet")
@@ -163,17 +170,30 @@ def ddim_sample(predict_noise, initial_noise, steps, schedule=offset_cosine_sche
 
 
 def slerp(a, b, weights):
-    """Spherical interpolation between two noise tensors, one result per weight:
-    cos(w pi/2) a + sin(w pi/2) b keeps the variance of unit-variance noise."""
+    """Spherical linear interpolation (Shoemake) from a to b, one result per weight.
+
+    Each example is treated as one vector: with omega the angle between a_i and b_i,
+    slerp = sin((1 - w) omega) / sin(omega) a + sin(w omega) / sin(omega) b, which moves along
+    the great circle between them. Two draws of high-dimensional unit-variance noise are nearly
+    orthogonal and of nearly equal norm, so every point keeps the norm of real noise, where a
+    straight line would shrink it towards the middle.
+    """
+    a = ops.convert_to_tensor(a, "float32")
+    b = ops.convert_to_tensor(b, "float32")
+    shape = ops.shape(a)
+    fa, fb = ops.reshape(a, (shape[0], -1)), ops.reshape(b, (shape[0], -1))
+    cos = ops.sum(fa * fb, axis=1) / (ops.norm(fa, axis=1) * ops.norm(fb, axis=1))
+    omega = ops.arccos(ops.clip(cos, -1.0 + 1e-7, 1.0 - 1e-7))[:, None]   # (N, 1)
     out = []
     for w in weights:
-        angle = w * math.pi / 2
-        out.append(math.cos(angle) * a + math.sin(angle) * b)
+        mixed = (ops.sin((1.0 - w) * omega) * fa + ops.sin(w * omega) * fb) / ops.sin(omega)
+        out.append(ops.reshape(mixed, shape))
     return ops.stack(out)
 
 
 # --------------------------------------------------------------------------- the model
-class DiffusionModel(keras.Model):
+@keras.saving.register_keras_serializable(package="gdl")
+class DiffusionModel(GenerativeModel):
     """Trains `network` to predict the noise added to images; samples with DDIM
     using an exponential moving average (EMA) of its weights.
 
@@ -186,7 +206,13 @@ class DiffusionModel(keras.Model):
     def __init__(self, network, mean, std, schedule=offset_cosine_schedule,
                  ema=0.999, ema_warmup=True, seed=None, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(schedule, str):
+            schedule = SCHEDULES[schedule]
+        if schedule not in SCHEDULES.values():
+            raise ValueError(f"schedule must be one of gdl.models.diffusion.SCHEDULES "
+                             f"({', '.join(SCHEDULES)}), so that the model can be saved")
         self.network = network
+        self.seed = seed
         self.ema_network = keras.models.clone_model(network)
         self.ema_network.set_weights(network.get_weights())
         self.mean = ops.reshape(ops.convert_to_tensor(mean, "float32"), (1, 1, 1, -1))
@@ -195,6 +221,7 @@ class DiffusionModel(keras.Model):
         self.seeds = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self._predictors = {}
+        self.built = True   # the networks are built functional models
 
     @property
     def metrics(self):
@@ -219,23 +246,22 @@ class DiffusionModel(keras.Model):
         predicted = network([noisy, noise_rate**2], training=training)
         return ops.mean((eps - predicted) ** 2)
 
-    def train_step(self, images):
-        import tensorflow as tf  # the training step is TensorFlow's GradientTape
-
-        with tf.GradientTape() as tape:
-            loss = self.noise_loss(images, self.network, training=True)
-        weights = self.network.trainable_weights
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+    def stateful_train_step(self, images):
+        weights = self.network.trainable_variables
+        loss, grads = backend.value_and_grad(
+            lambda: self.noise_loss(images, self.network, training=True), weights)
+        optimizer = self.optimizers["optimizer"]
+        optimizer.apply(grads, weights)
         decay = self.ema
         if self.ema_warmup:   # average over at most the steps taken so far
-            n = ops.cast(self.optimizer.iterations, "float32")
+            n = ops.cast(optimizer.iterations, "float32")
             decay = ops.minimum(decay, (1.0 + n) / (10.0 + n))
         for w, ema_w in zip(self.network.weights, self.ema_network.weights):
             ema_w.assign(decay * ema_w + (1.0 - decay) * w)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
-    def test_step(self, images):
+    def stateful_test_step(self, images):
         """Validation: the same noise-prediction loss, with the EMA weights."""
         loss = self.noise_loss(images, self.ema_network, training=False)
         self.loss_tracker.update_state(loss)
@@ -246,31 +272,45 @@ class DiffusionModel(keras.Model):
         key = "ema" if ema else "raw"
         if key not in self._predictors:
             net = self.ema_network if ema else self.network
-
-            def call(x, v):
-                return net([x, v], training=False)
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
-
-                call = tf.function(call, reduce_retracing=True)
-            self._predictors[key] = call
+            self._predictors[key] = backend.compile(
+                lambda x, v: net([x, v], training=False), variables=[net])
         return self._predictors[key](x, noise_rate**2)
 
-    def generate(self, n=None, steps=20, initial_noise=None, ema=True,
-                 trajectory=False, clip=True):
-        """Images in [0, 1] from `steps` DDIM steps (from fresh or given noise);
-        clip=True keeps every clean-image estimate in the pixel range."""
+    def _start(self, n, initial_noise, seed):
         if initial_noise is None:
-            shape = (n, *self.network.input_shape[0][1:])
-            initial_noise = keras.random.normal(shape, seed=self.seeds)
+            return self.normal((n, *self.network.input_shape[0][1:]), seed)
+        return ops.convert_to_tensor(initial_noise, "float32")
+
+    def generate(self, n=None, *, seed=None, steps=20, initial_noise=None, ema=True,
+                 clip=True):
+        """n images in [0, 1] from `steps` DDIM steps, from fresh (or the given) noise;
+        clip=True keeps every clean-image estimate in the pixel range."""
+        return self.reverse_process(n, seed=seed, steps=steps, initial_noise=initial_noise,
+                                    ema=ema, clip=clip)[0]
+
+    def reverse_process(self, n=None, *, seed=None, steps=20, initial_noise=None, ema=True,
+                        clip=True):
+        """`generate`, keeping the way there: (images, [x_t after each step, from the
+        noise on], [clean-image estimate at each step]), all in [0, 1]."""
         bounds = (self.normalize(0.0), self.normalize(1.0))    # pixel range
-        out = ddim_sample(
+        x0, path, estimates = ddim_sample(
             lambda x, s, r: self.predict_noise(x, s, r, ema=ema),
-            initial_noise, steps, self.schedule, trajectory=trajectory,
+            self._start(n, initial_noise, seed), steps, self.schedule, trajectory=True,
             clip=bounds if clip else None)
-        if trajectory:
-            x0, path, estimates = out
-            return (self.denormalize(x0), [self.denormalize(x) for x in path],
-                    [self.denormalize(e) for e in estimates])
-        return self.denormalize(out)
+        return (self.denormalize(x0), [self.denormalize(x) for x in path],
+                [self.denormalize(e) for e in estimates])
+
+    def get_config(self):
+        name = next(k for k, v in SCHEDULES.items() if v is self.schedule)
+        return {**super().get_config(),
+                "network": keras.saving.serialize_keras_object(self.network),
+                "mean": [float(v) for v in ops.convert_to_numpy(self.mean).ravel()],
+                "std": [float(v) for v in ops.convert_to_numpy(self.std).ravel()],
+                "schedule": name, "ema": self.ema, "ema_warmup": self.ema_warmup,
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)

@@ -7,14 +7,20 @@ critics return one raw score per image (a logit for the DCGAN, an unbounded
 critic value for the WGAN). A conditional model takes one-hot labels: the
 generator reads them next to z, the critic as extra constant image channels.
 
-The gradient penalty needs gradients with respect to the critic's *input*;
-Keras 3 has no backend-neutral API for that, so `gradient_penalty` (and the
-train steps) use the TensorFlow backend, the one this book runs on.
+Every model meets the book's contract (`gdl.models.base`): `generate` returns
+images in [0, 1]; the optimizers are `generator_optimizer` and
+`discriminator_optimizer` (the WGAN's critic is its discriminator). Gradients
+with respect to weights and to the critic's input go through `gdl.backend`, so
+the same code trains on TensorFlow, JAX and PyTorch.
 """
 from __future__ import annotations
 
 import keras
 from keras import layers, ops
+
+from gdl import backend
+from gdl.backend import BatchNormalization
+from gdl.models.base import GenerativeModel
 
 
 # --------------------------------------------------------------------- builders
@@ -40,12 +46,12 @@ def build_generator(latent_dim: int = 100, image_size: int = 32,
         x = layers.Concatenate()([z, label])
     x = layers.Dense(4 * 4 * filters[0], use_bias=False)(x)
     x = layers.Reshape((4, 4, filters[0]))(x)
-    x = layers.BatchNormalization(momentum=0.9)(x)
+    x = BatchNormalization(momentum=0.9)(x)
     x = layers.LeakyReLU(0.2)(x)
     for f in filters[1:]:
         x = layers.Conv2DTranspose(f, 4, strides=2, padding="same",
                                    use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = BatchNormalization(momentum=0.9)(x)
         x = layers.LeakyReLU(0.2)(x)
     image = layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
                                    activation="tanh")(x)
@@ -79,7 +85,7 @@ def build_discriminator(image_size: int = 32, channels: int = 1,
         x = layers.Conv2D(f, 4, strides=2, padding="same",
                           use_bias=(i == 0 or norm is None))(x)
         if i > 0 and norm == "batch":
-            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = BatchNormalization(momentum=0.9)(x)
         elif i > 0 and norm == "layer":
             x = layers.LayerNormalization(axis=(1, 2, 3))(x)
         x = layers.LeakyReLU(0.2)(x)
@@ -104,17 +110,6 @@ def interpolation_weights(n, seed=None):
     return keras.random.uniform((n, 1, 1, 1), 0.0, 1.0, seed=seed)
 
 
-def _input_gradient(critic, x, labels=None):
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        scores = critic([x, labels] if labels is not None else x,
-                        training=True)
-        total = ops.sum(scores)      # examples are independent: row i of
-    return tape.gradient(total, x)   # the gradient is d critic(x_i) / d x_i
-
-
 def gradient_penalty(critic, real, fake, labels=None, weights=None,
                      seed=None):
     """Gulrajani et al.'s penalty: mean over examples of
@@ -129,7 +124,10 @@ def gradient_penalty(critic, real, fake, labels=None, weights=None,
     if weights is None:
         weights = interpolation_weights(n, seed=seed)
     x_hat = weights * real + (1.0 - weights) * fake
-    grad = _input_gradient(critic, x_hat, labels)
+    # examples are independent: row i of the gradient of the summed scores is
+    # d critic(x_hat_i) / d x_hat_i
+    grad = backend.input_grad(
+        lambda x: critic([x, labels] if labels is not None else x, training=True), x_hat)
     norm = ops.sqrt(ops.sum(ops.square(grad), axis=(1, 2, 3)) + 1e-12)
     return ops.mean(ops.square(norm - 1.0))
 
@@ -139,48 +137,101 @@ def bce_with_logits(targets, logits):
     return ops.mean(ops.binary_crossentropy(targets, logits, from_logits=True))
 
 
-# --------------------------------------------------------------------- DCGAN
-@keras.saving.register_keras_serializable(package="gdl")
-class DCGAN(keras.Model):
-    """A GAN trained with the (non-saturating) cross-entropy losses.
+# --------------------------------------------------------------------- shared
+class _Adversarial(GenerativeModel):
+    """What the two GANs share: a generator, a discriminator (or critic), their
+    optimizers, the trackers, and `generate` in [0, 1]."""
 
-    Each `train_step` takes one batch of real images and makes one update
-    of each network: first the discriminator (real -> target ~1, fake ->
-    target ~0, targets smoothed by `label_smoothing` and kept in [0, 1]),
-    then the generator (its fakes -> target 1, i.e. it maximises
-    log D(G(z)) rather than minimising log(1 - D(G(z)))).
-    """
+    optimizer_names = ("generator_optimizer", "discriminator_optimizer")
+    tracker_names: tuple[str, ...] = ()
 
-    def __init__(self, generator, discriminator, latent_dim: int = 100,
-                 label_smoothing: float = 0.1, seed: int = 0, **kwargs):
+    def __init__(self, generator, discriminator, latent_dim, seed=0, **kwargs):
         super().__init__(**kwargs)
         self.generator, self.discriminator = generator, discriminator
-        self.latent_dim, self.label_smoothing = latent_dim, label_smoothing
+        self.latent_dim, self.seed = latent_dim, seed
         self.seeds = keras.random.SeedGenerator(seed)
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in
-                         ("d_loss", "g_loss", "d_real_acc", "d_fake_acc")}
+        self.trackers = {k: keras.metrics.Mean(name=k) for k in self.tracker_names}
+        self.built = True   # both networks are built functional models
 
-    def compile(self, d_optimizer, g_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+    def optimizer_targets(self):
+        return {"generator_optimizer": self.generator.trainable_variables,
+                "discriminator_optimizer": self.discriminator.trainable_variables}
 
     @property
     def metrics(self):
         return list(self.trackers.values())
 
+    def latent(self, n, seed=None):
+        """n latent vectors z ~ N(0, I)."""
+        return self.normal((n, self.latent_dim), seed)
+
+    def update(self, optimizer, network, loss_fn):
+        """One optimizer step on `network`'s weights; returns loss_fn()'s value(s)."""
+        weights = network.trainable_variables
+        out, grads = backend.value_and_grad(loss_fn, weights,
+                                            has_aux=isinstance(loss_fn, _WithAux))
+        self.optimizers[optimizer].apply(grads, weights)
+        return out
+
+    def track(self, *values):
+        for tracker, value in zip(self.trackers.values(), values):
+            tracker.update_state(value)
+        return {k: m.result() for k, m in self.trackers.items()}
+
+    def get_config(self):
+        return {**super().get_config(),
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "latent_dim": self.latent_dim, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+class _WithAux:
+    """Marks a loss function that returns (loss, extras)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self):
+        return self.fn()
+
+
+# --------------------------------------------------------------------- DCGAN
+@keras.saving.register_keras_serializable(package="gdl")
+class DCGAN(_Adversarial):
+    """A GAN trained with the (non-saturating) cross-entropy losses.
+
+    Each `train_step` takes one batch of real images and makes one update
+    of each network: first the discriminator (real -> target ~1, fake ->
+    target ~0, targets smoothed by `label_smoothing` and kept in [0, 1]),
+    then the generator on fresh z (its fakes -> target 1, i.e. it maximises
+    log D(G(z)) rather than minimising log(1 - D(G(z)))). The generator's
+    step runs both networks forward again: the alternating update, which
+    costs one more forward pass than taking both gradients from one pass.
+    """
+
+    tracker_names = ("d_loss", "g_loss", "d_real_acc", "d_fake_acc")
+
+    def __init__(self, generator, discriminator, latent_dim: int = 100,
+                 label_smoothing: float = 0.1, seed: int = 0, **kwargs):
+        super().__init__(generator, discriminator, latent_dim, seed, **kwargs)
+        self.label_smoothing = label_smoothing
+
     def call(self, z):
         return self.generator(z)
 
-    def latent(self, n):
-        return keras.random.normal((n, self.latent_dim), seed=self.seeds)
-
-    def generate(self, n=None, seed=None, z=None):
-        """n images in [-1, 1] from fresh (or given) latent vectors."""
+    def generate(self, n=None, *, seed=None, z=None):
+        """n images in [0, 1] from fresh (or the given) latent vectors."""
         if z is None:
-            z = keras.random.normal((n, self.latent_dim),
-                                    seed=self.seeds if seed is None else seed)
-        return self.generator(ops.convert_to_tensor(z, "float32"),
-                              training=False)
+            z = self.latent(n, seed)
+        images = self.generator(ops.convert_to_tensor(z, "float32"), training=False)
+        return (images + 1.0) / 2.0
 
     def d_loss(self, real, fake, training=True):
         n = ops.shape(real)[0]
@@ -199,41 +250,38 @@ class DCGAN(keras.Model):
         return bce_with_logits(ops.ones_like(fake_logits), fake_logits)
 
     def discriminator_step(self, real, z):
-        import tensorflow as tf
-
         fake = self.generator(z, training=True)
-        with tf.GradientTape() as tape:
-            loss, real_logits, fake_logits = self.d_loss(real, fake)
-        weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply(tape.gradient(loss, weights), weights)
+        loss, (real_logits, fake_logits) = self.update(
+            "discriminator_optimizer", self.discriminator,
+            _WithAux(lambda: _split(self.d_loss(real, fake))))
         return loss, real_logits, fake_logits
 
     def generator_step(self, z):
-        import tensorflow as tf
+        return self.update("generator_optimizer", self.generator,
+                           lambda: self.g_loss(z))
 
-        with tf.GradientTape() as tape:
-            loss = self.g_loss(z)
-        weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(loss, weights), weights)
-        return loss
-
-    def train_step(self, data):
+    def stateful_train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         n = ops.shape(real)[0]
         d_loss, real_logits, fake_logits = self.discriminator_step(
             real, self.latent(n))
         g_loss = self.generator_step(self.latent(n))
-        values = (d_loss, g_loss,
-                  ops.mean(ops.cast(real_logits > 0, "float32")),
-                  ops.mean(ops.cast(fake_logits < 0, "float32")))
-        for tracker, value in zip(self.trackers.values(), values):
-            tracker.update_state(value)
-        return {k: m.result() for k, m in self.trackers.items()}
+        return self.track(d_loss, g_loss,
+                          ops.mean(ops.cast(real_logits > 0, "float32")),
+                          ops.mean(ops.cast(fake_logits < 0, "float32")))
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def _split(out):
+    """(loss, a, b) -> (loss, (a, b)): the shape value_and_grad's has_aux expects."""
+    return out[0], tuple(out[1:])
 
 
 # --------------------------------------------------------------------- WGAN-GP
 @keras.saving.register_keras_serializable(package="gdl")
-class WGANGP(keras.Model):
+class WGANGP(_Adversarial):
     """A Wasserstein GAN with gradient penalty, optionally conditional.
 
     `fit` must feed batches of `critic_steps * batch` real images (and, for
@@ -246,24 +294,18 @@ class WGANGP(keras.Model):
         generator loss = -mean c(fake)
     """
 
-    def __init__(self, generator, critic, latent_dim: int = 128,
+    tracker_names = ("c_loss", "w_distance", "gp", "g_loss")
+
+    def __init__(self, generator, discriminator, latent_dim: int = 128,
                  critic_steps: int = 5, gp_weight: float = 10.0,
                  n_classes: int = 0, seed: int = 0, **kwargs):
-        super().__init__(**kwargs)
-        self.generator, self.critic = generator, critic
-        self.latent_dim, self.critic_steps = latent_dim, critic_steps
-        self.gp_weight, self.n_classes = gp_weight, n_classes
-        self.seeds = keras.random.SeedGenerator(seed)
-        self.trackers = {k: keras.metrics.Mean(name=k) for k in
-                         ("c_loss", "w_distance", "gp", "g_loss")}
-
-    def compile(self, c_optimizer, g_optimizer, **kwargs):
-        super().compile(**kwargs)
-        self.c_optimizer, self.g_optimizer = c_optimizer, g_optimizer
+        super().__init__(generator, discriminator, latent_dim, seed, **kwargs)
+        self.critic_steps, self.gp_weight = critic_steps, gp_weight
+        self.n_classes = n_classes
 
     @property
-    def metrics(self):
-        return list(self.trackers.values())
+    def critic(self):
+        return self.discriminator
 
     def _g(self, z, labels, training):
         x = [z, labels] if self.n_classes else z
@@ -273,14 +315,16 @@ class WGANGP(keras.Model):
         return self.critic([x, labels] if self.n_classes else x,
                            training=training)
 
-    def generate(self, n=None, seed=None, z=None, labels=None):
-        """Images in [-1, 1]; a conditional model needs one-hot `labels`."""
+    def generate(self, n=None, *, seed=None, z=None, labels=None):
+        """Images in [0, 1]; a conditional model needs one-hot `labels`."""
         if z is None:
-            z = keras.random.normal((n, self.latent_dim),
-                                    seed=self.seeds if seed is None else seed)
+            z = self.latent(n, seed)
         if labels is not None:
             labels = ops.convert_to_tensor(labels, "float32")
-        return self._g(ops.convert_to_tensor(z, "float32"), labels, False)
+        elif self.n_classes:
+            raise ValueError("this WGANGP is conditional: pass one-hot labels=")
+        images = self._g(ops.convert_to_tensor(z, "float32"), labels, False)
+        return (images + 1.0) / 2.0
 
     def critic_loss(self, real, fake, labels=None):
         """(loss, Wasserstein estimate, penalty) for one critic update."""
@@ -291,28 +335,20 @@ class WGANGP(keras.Model):
         return -w_distance + self.gp_weight * gp, w_distance, gp
 
     def critic_step(self, real, labels=None):
-        import tensorflow as tf
-
         n = ops.shape(real)[0]
-        z = keras.random.normal((n, self.latent_dim), seed=self.seeds)
-        fake = self._g(z, labels, True)
-        with tf.GradientTape() as tape:
-            loss, w_distance, gp = self.critic_loss(real, fake, labels)
-        weights = self.critic.trainable_weights
-        self.c_optimizer.apply(tape.gradient(loss, weights), weights)
+        fake = self._g(self.latent(n), labels, True)
+        loss, (w_distance, gp) = self.update(
+            "discriminator_optimizer", self.critic,
+            _WithAux(lambda: _split(self.critic_loss(real, fake, labels))))
         return loss, w_distance, gp
 
     def generator_step(self, n, labels=None):
-        import tensorflow as tf
+        z = self.latent(n)
+        return self.update(
+            "generator_optimizer", self.generator,
+            lambda: -ops.mean(self._c(self._g(z, labels, True), labels)))
 
-        z = keras.random.normal((n, self.latent_dim), seed=self.seeds)
-        with tf.GradientTape() as tape:
-            loss = -ops.mean(self._c(self._g(z, labels, True), labels))
-        weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(loss, weights), weights)
-        return loss
-
-    def train_step(self, data):
+    def stateful_train_step(self, data):
         if self.n_classes:
             real, labels = data
         else:
@@ -328,7 +364,8 @@ class WGANGP(keras.Model):
                 real[part], None if labels is None else labels[part])
         g_loss = self.generator_step(
             b, None if labels is None else labels[:b])
-        for tracker, value in zip(self.trackers.values(),
-                                  (c_loss, w_distance, gp, g_loss)):
-            tracker.update_state(value)
-        return {k: m.result() for k, m in self.trackers.items()}
+        return self.track(c_loss, w_distance, gp, g_loss)
+
+    def get_config(self):
+        return {**super().get_config(), "critic_steps": self.critic_steps,
+                "gp_weight": self.gp_weight, "n_classes": self.n_classes}
