@@ -5,7 +5,6 @@ import shutil
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import gdl.data
 from gdl.models import diffusion as dm
@@ -147,14 +146,43 @@ def test_ddim_with_a_wrong_predictor_does_not_recover_the_image():
     assert np.abs(np.asarray(out) - x0).mean() > 0.5
 
 
-def test_slerp_keeps_the_end_points_and_the_variance():
-    a, b = _images(1, 32, seed=6)[0], _images(1, 32, seed=7)[0]
-    path = np.asarray(dm.slerp(a, b, np.linspace(0, 1, 5)))
-    np.testing.assert_allclose(path[0], a, atol=1e-6)
-    np.testing.assert_allclose(path[-1], b, atol=1e-6)
-    np.testing.assert_allclose(path.std(axis=(1, 2, 3)), 1.0, atol=0.05)
+def test_slerp_keeps_the_end_points_and_the_norm_of_noise():
+    """Two independent high-dimensional noise draws: every point of the slerp path keeps the
+    norm of the ends (within sampling error), where the straight line shrinks by ~1/sqrt(2)."""
+    a, b = _images(2, 32, seed=6), _images(2, 32, seed=7)          # two examples each
+    weights = np.linspace(0, 1, 9)
+    path = np.asarray(dm.slerp(a, b, weights))
+    assert path.shape == (9, *a.shape)
+    np.testing.assert_allclose(path[0], a, atol=1e-5)
+    np.testing.assert_allclose(path[-1], b, atol=1e-5)
+    ends = np.linalg.norm(a.reshape(2, -1), axis=1)
+    norms = np.linalg.norm(path.reshape(9, 2, -1), axis=2)         # (weights, examples)
+    np.testing.assert_allclose(norms / ends, 1.0, atol=0.02)
     linear_mid = (a + b) / 2
-    assert linear_mid.std() < 0.8               # what slerp avoids
+    assert np.all(np.linalg.norm(linear_mid.reshape(2, -1), axis=1) / ends < 0.75)  # what slerp avoids
+
+
+def test_slerp_moves_along_the_great_circle_per_example():
+    """For unit vectors the path stays on the unit sphere, the angle from a grows linearly
+    (w * omega), and each example uses its own angle."""
+    rng = np.random.default_rng(10)
+    a = rng.normal(size=(3, 4, 4, 1))
+    b = rng.normal(size=(3, 4, 4, 1))
+    b[2] = -0.3 * a[2] + 0.1 * b[2]                 # an obtuse angle for the third example
+    unit = lambda v: v / np.linalg.norm(v.reshape(3, -1), axis=1)[:, None, None, None]  # noqa: E731
+    a, b = unit(a).astype("float32"), unit(b).astype("float32")
+    omega = np.arccos(np.sum(a * b, axis=(1, 2, 3)))
+    assert omega.max() - omega.min() > 0.5          # really different angles
+    weights = np.array([0.0, 0.1, 0.5, 0.8, 1.0])
+    path = np.asarray(dm.slerp(a, b, weights), "float64").reshape(5, 3, -1)
+    np.testing.assert_allclose(np.linalg.norm(path, axis=2), 1.0, atol=1e-5)
+    angles = np.arccos(np.clip(np.sum(path * a.reshape(1, 3, -1), axis=2), -1, 1))
+    np.testing.assert_allclose(angles, weights[:, None] * omega[None, :], atol=2e-3)
+    # and it lies in the plane of a and b: the part of each point outside span(a, b) is zero
+    for i in range(3):
+        basis, _ = np.linalg.qr(np.stack([a[i].ravel(), b[i].ravel()], 1).astype("float64"))
+        rest = path[:, i] - (path[:, i] @ basis) @ basis.T
+        assert np.abs(rest).max() < 1e-5
 
 
 # --------------------------------------------------------------------------- the model
@@ -176,9 +204,15 @@ def test_training_lowers_the_loss_and_ema_tracks_the_weights():
     images = np.asarray(model.generate(4, steps=3))
     assert images.shape == (4, 16, 16, 3)
     assert images.min() >= 0 and images.max() <= 1
-    first, path, estimates = model.generate(steps=2, initial_noise=_images(2, 16),
-                                            trajectory=True)
+    noise = _images(2, 16)
+    first, path, estimates = model.reverse_process(steps=2, initial_noise=noise)
     assert len(path) == 3 and len(estimates) == 2
+    np.testing.assert_allclose(np.asarray(first), np.asarray(estimates[-1]), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(first),
+                               np.asarray(model.generate(steps=2, initial_noise=noise)),
+                               atol=1e-6)
+    for x in [first, *path, *estimates]:
+        assert np.asarray(x).min() >= 0 and np.asarray(x).max() <= 1
 
 
 def test_ema_update_is_the_moving_average():

@@ -3,10 +3,11 @@ on energies whose answers are known."""
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 import gdl.data
 import gdl.viz
+from gdl import backend
 from gdl.models import ebm
 
 MU = np.array([1.5, -2.0, 0.5], "float32")
@@ -18,25 +19,26 @@ def quadratic(x):
 
 
 def test_energy_gradient_of_a_quadratic_is_x_minus_mu():
-    x = tf.constant(np.random.default_rng(0).normal(size=(8, 3)), "float32")
-    np.testing.assert_allclose(np.asarray(ebm.energy_gradient(quadratic, x)),
-                               x.numpy() - MU, atol=1e-6)
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(ebm.energy_gradient(quadratic, ops.convert_to_tensor(x))),
+                               x - MU, atol=1e-6)
 
 
 def test_zero_step_size_is_the_identity():
-    x = tf.constant(np.random.default_rng(1).uniform(-0.9, 0.9, (16, 3)), "float32")
+    x0 = np.random.default_rng(1).uniform(-0.9, 0.9, (16, 3)).astype("float32")
+    x = ops.convert_to_tensor(x0)
     same = ebm.langevin_step(quadratic, x, step_size=0.0, seed=1)  # noise sqrt(2*0)
-    np.testing.assert_array_equal(np.asarray(same), x.numpy())
+    np.testing.assert_array_equal(np.asarray(same), x0)
     same = ebm.langevin_step(quadratic, x, 0.0, noise=0.0, grad_clip=0.03,
                              bounds=(-1.0, 1.0), seed=1)
-    np.testing.assert_array_equal(np.asarray(same), x.numpy())
+    np.testing.assert_array_equal(np.asarray(same), x0)
     chain = ebm.langevin_chain(quadratic, x, steps=7, step_size=0.0, seed=2)
-    np.testing.assert_array_equal(np.asarray(chain), x.numpy())
+    np.testing.assert_array_equal(np.asarray(chain), x0)
 
 
 def test_noiseless_steps_drift_to_the_minimum_at_the_predicted_rate():
     x0 = np.random.default_rng(2).normal(size=(32, 3)).astype("float32") * 4
-    x = tf.constant(x0)
+    x = ops.convert_to_tensor(x0)
     for _ in range(10):
         x = ebm.langevin_step(quadratic, x, step_size=0.1, noise=0.0)
     # x - mu shrinks by exactly (1 - step) per step on a quadratic bowl.
@@ -45,7 +47,7 @@ def test_noiseless_steps_drift_to_the_minimum_at_the_predicted_rate():
 
 def test_langevin_samples_the_boltzmann_distribution_of_a_quadratic():
     keras.utils.set_random_seed(3)
-    start = tf.constant(np.full((4000, 3), 6.0, "float32"))      # far away
+    start = ops.convert_to_tensor(np.full((4000, 3), 6.0, "float32"))      # far away
     step = 0.05
     x = np.asarray(ebm.langevin_chain(quadratic, start, steps=400, step_size=step,
                                       seed=keras.random.SeedGenerator(3)))
@@ -55,7 +57,7 @@ def test_langevin_samples_the_boltzmann_distribution_of_a_quadratic():
 
 
 def test_gradient_clip_and_bounds_limit_each_move():
-    x = tf.constant(np.zeros((4, 3), "float32"))
+    x = ops.zeros((4, 3))
     moved = np.asarray(ebm.langevin_step(quadratic, x, 10.0, noise=0.0, grad_clip=0.03,
                                          bounds=(-0.25, 0.25)))
     # unclipped: x - 10 (x - mu) = 10 mu, far outside; clipped gradient: 0.3 per entry
@@ -72,11 +74,15 @@ def test_energy_net_shape_and_parameter_count():
 
 
 class _RecordingEBM(ebm.EBM):
-    eager_flags = []
+    """Records, each time the step runs (or is traced), whether it runs as compiled code."""
 
-    def train_step(self, data):
-        self.eager_flags.append(tf.executing_eagerly())
-        return super().train_step(data)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.compiled_flags = []
+
+    def stateful_train_step(self, data):
+        self.compiled_flags.append(backend.in_compiled_code())
+        return super().stateful_train_step(data)
 
 
 def _mnist_batch(n):
@@ -84,14 +90,14 @@ def _mnist_batch(n):
     return np.pad(x, ((0, 0), (2, 2), (2, 2)), constant_values=-1.0)[..., None]
 
 
-def test_training_runs_as_graph_and_separates_real_from_noise(shared_data):
+def test_training_runs_compiled_and_separates_real_from_noise(shared_data):
     keras.utils.set_random_seed(4)
     model = _RecordingEBM(ebm.build_energy_net(), buffer_size=256, steps=5, seed=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     before = np.asarray(model.buffer).copy()
     x = _mnist_batch(32 * 40)
     history = model.fit(x, batch_size=32, epochs=1, verbose=0)
-    assert model.eager_flags and not any(model.eager_flags)   # traced, not eager
+    assert model.compiled_flags and all(model.compiled_flags)  # compiled, not eager
     assert all(np.isfinite(v[-1]) for v in history.history.values())
     after = np.asarray(model.buffer)
     changed = np.any(after != before, axis=(1, 2, 3))
@@ -127,3 +133,32 @@ def test_image_slider_gaps_are_paper_coloured():
     assert pixels[0, 0].max() < 0.1               # a tile: black ink
     assert pixels[0, 5].min() > 0.9               # the gap between tiles: white
     assert pixels[8, 8].min() > 0.9               # the empty fourth cell: white
+
+
+def test_sample_runs_the_training_chain_with_numpy_noise_for_an_integer_seed():
+    """EBM.sample(start, steps, seed=int) is langevin_chain with the training settings and
+    the contract's noise: NumPy's N(0, I) draws of shape (steps, *start.shape)."""
+    keras.utils.set_random_seed(5)
+    net = ebm.build_energy_net(8, 1, filters=(4, 4), dense=8)
+    model = ebm.EBM(net, buffer_size=16, steps=4, step_size=0.5, noise=0.05,
+                    grad_clip=0.1, seed=5)
+    start = np.random.default_rng(0).uniform(-1, 1, (3, 8, 8, 1)).astype("float32")
+    eps = np.random.default_rng(9).standard_normal((4, *start.shape)).astype("float32")
+    expected = np.asarray(ebm.langevin_chain(net, ops.convert_to_tensor(start), 4, 0.5, 0.05,
+                                             0.1, (-1.0, 1.0), eps=ops.convert_to_tensor(eps)))
+    got = np.asarray(model.sample(start, seed=9))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.abs(got - start).max() > 1e-3                       # it moved
+    np.testing.assert_array_equal(np.asarray(model.sample(start, seed=9)), got)
+    # two steps from the same noise agree with the first two of the four
+    two = np.asarray(model.sample(start, steps=2, seed=9))
+    expected2 = np.asarray(ebm.langevin_chain(net, ops.convert_to_tensor(start), 2, 0.5, 0.05,
+                                              0.1, (-1.0, 1.0),
+                                              eps=ops.convert_to_tensor(
+                                                  np.random.default_rng(9).standard_normal(
+                                                      (2, *start.shape)).astype("float32"))))
+    np.testing.assert_allclose(two, expected2, atol=1e-5)
+    # generate: the chain's end mapped from [-1, 1] to [0, 1]
+    images = np.asarray(model.generate(3, seed=9, start=start))
+    np.testing.assert_allclose(images, (got + 1) / 2, atol=1e-6)
+    assert images.min() >= 0 and images.max() <= 1

@@ -6,7 +6,7 @@ import shutil
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 import gdl.data
 from gdl.data.lego import brick_of
@@ -56,8 +56,8 @@ def test_gradient_penalty_of_a_linear_critic_has_its_closed_form(scale):
     critic = linear_critic(w)
     real = rng.uniform(-1, 1, (16, 8, 8, 1)).astype("float32")
     fake = rng.uniform(-1, 1, (16, 8, 8, 1)).astype("float32")
-    gp = float(gradient_penalty(critic, tf.constant(real), tf.constant(fake),
-                                seed=4))
+    gp = float(gradient_penalty(critic, ops.convert_to_tensor(real),
+                                ops.convert_to_tensor(fake), seed=4))
     expected = (np.linalg.norm(w) - 1.0) ** 2
     assert gp == pytest.approx(expected, rel=1e-4, abs=1e-6)
 
@@ -67,9 +67,9 @@ def test_gradient_penalty_is_evaluated_between_real_and_fake():
     measured at the real images, with w = 0 at the fake ones."""
     image = keras.Input((4, 4, 1))
     critic = keras.Model(image, keras.ops.sum(image ** 2, axis=(1, 2, 3)))
-    real = tf.fill((3, 4, 4, 1), 0.5)     # grad 2x: norm 2*0.5*4 = 4
-    fake = tf.fill((3, 4, 4, 1), 0.125)   # norm 1: penalty 0
-    ones = tf.ones((3, 1, 1, 1))
+    real = ops.full((3, 4, 4, 1), 0.5)     # grad 2x: norm 2*0.5*4 = 4
+    fake = ops.full((3, 4, 4, 1), 0.125)   # norm 1: penalty 0
+    ones = ops.ones((3, 1, 1, 1))
     assert float(gradient_penalty(critic, real, fake,
                                   weights=ones)) == pytest.approx(9.0)
     assert float(gradient_penalty(critic, real, fake,
@@ -115,7 +115,11 @@ def brick_batch():
         pytest.skip("LEGO renders not in GDL_DATA_DIR")
     bricks = gdl.data.lego_bricks(image_size=16, limit=2000)
     x = bricks.images[::50][:32].astype("float32") / 127.5 - 1.0
-    return tf.constant(x[..., None])
+    return ops.convert_to_tensor(x[..., None])
+
+
+def _numpy(weights):
+    return [ops.convert_to_numpy(w).copy() for w in weights]
 
 
 def test_one_dcgan_step_moves_both_networks_the_right_way(brick_batch):
@@ -123,27 +127,29 @@ def test_one_dcgan_step_moves_both_networks_the_right_way(brick_batch):
     model = DCGAN(build_generator(8, 16, 1, (32, 16)),
                   build_discriminator(16, 1, (16, 32)), latent_dim=8,
                   label_smoothing=0.0)
-    model.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
-    z = tf.random.normal((32, 8), seed=1)
+    model.compile(generator_optimizer=keras.optimizers.Adam(1e-4),
+                  discriminator_optimizer=keras.optimizers.Adam(1e-4))
+    z = ops.convert_to_tensor(
+        np.random.default_rng(1).normal(size=(32, 8)).astype("float32"))
     fake = model.generator(z, training=True)
-    d_before = [w.numpy().copy() for w in model.discriminator.weights]
-    g_before = [w.numpy().copy() for w in model.generator.trainable_weights]
+    d_before = _numpy(model.discriminator.weights)
+    g_before = _numpy(model.generator.trainable_weights)
 
     loss0 = float(model.d_loss(brick_batch, fake)[0])
     model.discriminator_step(brick_batch, z)
     loss1 = float(model.d_loss(brick_batch, fake)[0])
     assert loss1 < loss0                      # the discriminator improved
-    assert any(not np.allclose(a, w.numpy()) for a, w in
-               zip(d_before, model.discriminator.weights))
-    assert all(np.allclose(a, w.numpy()) for a, w in   # G untouched
-               zip(g_before, model.generator.trainable_weights))
+    assert any(not np.allclose(a, b) for a, b in
+               zip(d_before, _numpy(model.discriminator.weights)))
+    assert all(np.allclose(a, b) for a, b in   # G untouched
+               zip(g_before, _numpy(model.generator.trainable_weights)))
 
     g0 = float(model.g_loss(z))
-    d_mid = [w.numpy().copy() for w in model.discriminator.trainable_weights]
+    d_mid = _numpy(model.discriminator.trainable_weights)
     model.generator_step(z)
     assert float(model.g_loss(z)) < g0        # the generator fools D more
-    assert all(np.allclose(a, w.numpy()) for a, w in   # D untouched
-               zip(d_mid, model.discriminator.trainable_weights))
+    assert all(np.allclose(a, b) for a, b in   # D untouched
+               zip(d_mid, _numpy(model.discriminator.trainable_weights)))
 
 
 def test_one_wgan_step_moves_both_networks_the_right_way(brick_batch):
@@ -151,41 +157,86 @@ def test_one_wgan_step_moves_both_networks_the_right_way(brick_batch):
     model = WGANGP(build_generator(8, 16, 1, (32, 16)),
                    build_discriminator(16, 1, (16, 32), norm=None),
                    latent_dim=8, critic_steps=2)
-    model.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
-    z = tf.random.normal((32, 8), seed=2)
+    model.compile(generator_optimizer=keras.optimizers.Adam(1e-4),
+                  discriminator_optimizer=keras.optimizers.Adam(1e-4))
+    assert model.critic is model.discriminator
+    z = ops.convert_to_tensor(
+        np.random.default_rng(2).normal(size=(32, 8)).astype("float32"))
     fake = model.generator(z, training=True)
-    gap0 = float(keras.ops.mean(model.critic(brick_batch))
-                 - keras.ops.mean(model.critic(fake)))
+    gap0 = float(ops.mean(model.critic(brick_batch))
+                 - ops.mean(model.critic(fake)))
+    g_before = _numpy(model.generator.trainable_weights)
     model.critic_step(brick_batch)
-    gap1 = float(keras.ops.mean(model.critic(brick_batch))
-                 - keras.ops.mean(model.critic(fake)))
+    gap1 = float(ops.mean(model.critic(brick_batch))
+                 - ops.mean(model.critic(fake)))
     assert gap1 > gap0                 # the critic separates real from fake
+    assert all(np.allclose(a, b) for a, b in   # G untouched by the critic step
+               zip(g_before, _numpy(model.generator.trainable_weights)))
 
-    score0 = float(keras.ops.mean(model.critic(model.generator(z, training=True))))
-    model.g_optimizer.learning_rate.assign(1e-3)
+    score0 = float(ops.mean(model.critic(model.generator(z, training=True))))
+    c_before = _numpy(model.critic.weights)
+    model.optimizers["generator_optimizer"].learning_rate.assign(1e-3)
     for _ in range(3):
         model.generator_step(32)
-    score1 = float(keras.ops.mean(model.critic(model.generator(z, training=True))))
+    score1 = float(ops.mean(model.critic(model.generator(z, training=True))))
     assert score1 > score0             # the generator raised its score
+    assert all(np.allclose(a, b) for a, b in   # the critic untouched
+               zip(c_before, _numpy(model.critic.weights)))
 
-    logs = model.train_step(tf.concat([brick_batch, brick_batch], 0))
+    # one whole step, run eagerly (works on every backend)
+    logs = model.stateful_train_step(ops.concatenate([brick_batch, brick_batch], 0))
     assert set(logs) == {"c_loss", "w_distance", "gp", "g_loss"}
     assert all(np.isfinite(float(v)) for v in logs.values())
 
 
+def test_wgan_fit_makes_critic_steps_critic_updates_per_generator_update(brick_batch):
+    """fit with batches of critic_steps * b images: per train step, critic_steps
+    critic updates and one generator update."""
+    keras.utils.set_random_seed(5)
+    model = WGANGP(build_generator(8, 16, 1, (32, 16)),
+                   build_discriminator(16, 1, (16, 32), norm=None),
+                   latent_dim=8, critic_steps=2)
+    model.compile(generator_optimizer=keras.optimizers.Adam(1e-4),
+                  discriminator_optimizer=keras.optimizers.Adam(1e-4))
+    x = np.asarray(ops.convert_to_numpy(brick_batch))
+    history = model.fit(x, batch_size=16, epochs=1, verbose=0, shuffle=False)
+    assert set(history.history) == {"c_loss", "w_distance", "gp", "g_loss"}
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    assert int(model.optimizers["generator_optimizer"].iterations) == 2
+    assert int(model.optimizers["discriminator_optimizer"].iterations) == 4
+
+
 def test_conditional_wgan_trains_on_images_and_labels(brick_batch):
-    labels = tf.one_hot(tf.range(32) % 2, 2)
+    keras.utils.set_random_seed(6)
+    labels = np.eye(2, dtype="float32")[np.arange(32) % 2]
     model = WGANGP(build_generator(8, 16, 1, (32, 16), n_classes=2),
                    build_discriminator(16, 1, (16, 32), n_classes=2,
                                        norm=None),
                    latent_dim=8, critic_steps=2, n_classes=2)
-    model.compile(keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4))
-    data = tf.data.Dataset.from_tensor_slices((brick_batch, labels)
-                                              ).batch(16, drop_remainder=True)
-    history = model.fit(data, epochs=1, verbose=0)
+    model.compile(generator_optimizer=keras.optimizers.Adam(1e-4),
+                  discriminator_optimizer=keras.optimizers.Adam(1e-4))
+    x = np.asarray(ops.convert_to_numpy(brick_batch))
+    history = model.fit(x, labels, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["c_loss"][-1])
-    out = model.generate(z=tf.zeros((2, 8)), labels=tf.eye(2))
-    assert tuple(out.shape) == (2, 16, 16, 1)
+    out = ops.convert_to_numpy(model.generate(z=np.zeros((2, 8), "float32"),
+                                              labels=np.eye(2, dtype="float32")))
+    assert out.shape == (2, 16, 16, 1)
+    assert out.min() >= 0.0 and out.max() <= 1.0      # the contract's range
+    with pytest.raises(ValueError, match="labels"):
+        model.generate(2)
+
+
+def test_generate_is_the_generator_mapped_to_0_1():
+    keras.utils.set_random_seed(7)
+    model = DCGAN(build_generator(8, 16, 1, (32, 16)),
+                  build_discriminator(16, 1, (16, 32)), latent_dim=8)
+    z = np.random.default_rng(3).normal(size=(4, 8)).astype("float32")
+    raw = ops.convert_to_numpy(model.generator(z, training=False))
+    out = ops.convert_to_numpy(model.generate(z=z))
+    np.testing.assert_allclose(out, (raw + 1) / 2, atol=1e-6)
+    same = ops.convert_to_numpy(model.generate(4, seed=11))
+    np.testing.assert_array_equal(same, ops.convert_to_numpy(model.generate(4, seed=11)))
+    assert np.abs(same - ops.convert_to_numpy(model.generate(4, seed=12))).max() > 1e-4
 
 
 # ------------------------------------------------------------------ data
