@@ -23,7 +23,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
     """Build the HTML from a copy of the committed cache; return (html folder, build log)."""
-    stale = book.stale_reasons()  # code changed, or the gdl source changed since they ran
+    # code changed (and, once enforced, the gdl source changed) since they ran
+    stale = book.stale_reasons(source=book.ENFORCE_SOURCE_HASH)
     if stale:
         names = " ".join(p.stem.split("_")[0] for p in stale)
         pytest.fail(

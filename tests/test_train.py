@@ -30,3 +30,23 @@ def test_nan_guard_stops_at_the_first_non_finite_loss():
         _model().fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[guard], shuffle=False)
     assert guard.failed_at == (1, 1)
 
+
+
+def test_batches_are_full_shuffled_aligned_and_endless():
+    import itertools
+
+    from gdl.train import batches
+
+    x = np.arange(10)
+    y = 100 + np.arange(10)
+    stream = batches(x, y, batch_size=4, seed=0)
+    first = list(itertools.islice(stream, 6))           # 3 passes of 2 full batches
+    assert all(len(bx) == 4 and len(by) == 4 for bx, by in first)
+    assert all((by == 100 + bx).all() for bx, by in first)   # rows stay aligned
+    one_pass = np.concatenate([bx for bx, _ in first[:2]])
+    assert len(set(one_pass)) == 8                      # no repeats within a pass
+    assert not (one_pass == np.arange(8)).all()         # shuffled
+    (single,) = next(batches(x, batch_size=3))          # one array -> a 1-tuple
+    assert single.shape == (3,)
+    with pytest.raises(ValueError, match="larger"):
+        next(batches(x, batch_size=11))

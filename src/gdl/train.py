@@ -48,3 +48,19 @@ class NaNGuard(keras.callbacks.Callback):
                 f"non-finite {', '.join(sorted(bad))} at epoch {self.epoch + 1}, batch {batch}: "
                 "lower the learning rate or check the data's scaling")
 
+
+def batches(*arrays, batch_size: int, seed: int = 0):
+    """An endless stream of shuffled full batches of `arrays` (the same rows from each), as
+    tuples, for `fit(..., steps_per_epoch=...)`; plain NumPy, so it feeds every Keras backend
+    alike."""
+    n = len(arrays[0])
+    if any(len(a) != n for a in arrays):
+        raise ValueError(f"arrays must have the same length, got {[len(a) for a in arrays]}")
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} is larger than the {n} examples")
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - batch_size + 1, batch_size):
+            rows = order[start:start + batch_size]
+            yield tuple(a[rows] for a in arrays)
