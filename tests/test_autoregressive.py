@@ -7,9 +7,9 @@ import math
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import gdl.data
+from gdl import backend
 from gdl.data import DataError
 from gdl.models import autoregressive as ar
 
@@ -17,10 +17,8 @@ from gdl.models import autoregressive as ar
 # --------------------------------------------------------------------------- masks
 def input_gradient(model_or_layer, x, row, col, channel=0):
     """|d out[0, row, col, channel] / d input| as an (H, W) array."""
-    x = tf.Variable(x)
-    with tf.GradientTape() as tape:
-        out = model_or_layer(x)[0, row, col, channel]
-    return np.abs(tape.gradient(out, x).numpy()[0].sum(-1))
+    grad = backend.input_grad(lambda x: model_or_layer(x)[0, row, col, channel], x)
+    return np.abs(np.asarray(grad)[0].sum(-1))
 
 
 @pytest.mark.parametrize("mask_type", ["A", "B"])
@@ -157,6 +155,30 @@ def test_compiled_sampler_equals_step_by_step_sampling():
         logits = np.asarray(model(slow / 2))[:, r, c]
         slow[:, r, c, 0] = np.asarray(ar.sample_categorical(logits, noise[i]))
     np.testing.assert_array_equal(fast, slow)
+
+
+def test_compiled_calls_follow_the_current_weights():
+    """Compiled once, then trained: the sampler and the text generator must use the new
+    weights (a JAX jit that captured the weights as constants would not)."""
+    keras.utils.set_random_seed(14)
+    model = ar.build_pixelcnn(4, 3, filters=8, blocks=1)
+    noise = np.random.default_rng(15).uniform(size=(16, 8, 3)).astype("float32")
+    sampler = ar.categorical_sampler(model, 3)
+    before = np.asarray(sampler(noise))
+    rng = np.random.default_rng(16)
+    model.set_weights([rng.normal(size=w.shape) for w in model.get_weights()])
+    after = np.asarray(sampler(noise))
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, np.asarray(ar.categorical_sampler(model, 3)(noise)))
+
+    gen = small_generator()
+    before = gen.next_logits([2, 3])
+    gen.model.set_weights([2.0 * w for w in gen.model.get_weights()])
+    x = np.array([[2, 3, 0, 0, 0, 0]], "int32")
+    expected = np.asarray(gen.model(x))[0, 1]
+    after = gen.next_logits([2, 3])
+    assert not np.allclose(after[2:], before[2:], atol=1e-3)
+    np.testing.assert_allclose(after[2:], expected[2:], atol=1e-5)
 
 
 def test_mixture_sampler_shapes_and_range():

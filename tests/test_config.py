@@ -46,14 +46,18 @@ def test_seed_everything_makes_runs_repeatable():
 
 
 def test_run_info_line(monkeypatch, capsys):
-    import keras
-    import tensorflow as tf
+    import importlib
 
+    import keras
+
+    backend = keras.backend.backend()
+    framework = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}[backend]
+    version = importlib.import_module(backend).__version__
     monkeypatch.setenv("GDL_PROFILE", "smoke")
     line = gdl.run_info(seed=3, note="8,000 training images")
     printed = capsys.readouterr().out.strip()
     assert printed == line and "\n" not in line
-    for part in ["profile=smoke", f"Keras {keras.__version__}", f"TensorFlow {tf.__version__}",
+    for part in ["profile=smoke", f"backend={backend}", f"Keras {keras.__version__}", f"{framework} {version}",
                  f"gdl {gdl.__version__}", "seed=3", "8,000 training images", "CPU"]:
         assert part in line, part
 

@@ -66,9 +66,24 @@ def test_celeba_subset_and_attributes(shared_data):
     assert faces.files[0].name == "000001.jpg" and faces.attributes.index[0] == "000001.jpg"
     assert (faces.attributes["Smiling"] == 1).sum() == 4822
     assert (faces.attributes["Blond_Hair"] == 1).sum() == 1452
-    batch = next(iter(faces.dataset(image_size=32, batch_size=16, shuffle=False)))
-    assert tuple(batch.shape) == (16, 32, 32, 3)
-    assert 0.0 <= float(batch.numpy().min()) and float(batch.numpy().max()) <= 1.0
+    batch = faces.load(image_size=32, limit=16)
+    assert batch.shape == (16, 32, 32, 3) and batch.dtype == np.float32
+    assert 0.0 <= float(batch.min()) and float(batch.max()) <= 1.0 and batch.std() > 0.1
+
+
+def test_celeba_tf_data_path_matches_the_numpy_path(shared_data):
+    """`dataset()` (tf.data, TensorFlow's JPEG decoder and resize) and `read_face` (Pillow, used by
+    `load()` on other backends) give the same faces to within the decoders' rounding."""
+    pytest.importorskip("tensorflow")
+    from gdl.data.images import read_face
+
+    faces = gdl.data.celeba(limit=16)
+    batch = np.asarray(next(iter(faces.dataset(image_size=32, batch_size=16, shuffle=False))))
+    assert batch.shape == (16, 32, 32, 3)
+    pillow = np.stack([read_face(path, 32) for path in faces.files])
+    assert np.abs(batch - pillow).mean() < 0.01 and np.abs(batch - pillow).max() < 0.05
+    other = np.stack([read_face(path, 32) for path in gdl.data.celeba(limit=32).files[16:]])
+    assert np.abs(batch - other).mean() > 0.1            # different faces do differ
 
 
 def test_celeba_loader_reads_official_size_images(shared_data, empty_data_dir):

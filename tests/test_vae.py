@@ -2,10 +2,10 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import gdl.data
 import gdl.viz
+from gdl import backend
 from gdl.models import vae as V
 from gdl.viz import latent as L
 
@@ -103,24 +103,25 @@ def test_sampling_has_the_requested_moments():
 
 def test_gradients_flow_through_the_sampling_step():
     layer = V.Sampling(seed=0)
-    mu = tf.Variable(np.zeros((8, 3), "float32"))
-    log_var = tf.Variable(np.zeros((8, 3), "float32"))
-    with tf.GradientTape() as tape:
-        z = layer([mu, log_var])
-        loss = tf.reduce_sum(z ** 2)
-    g_mu, g_lv = tape.gradient(loss, [mu, log_var])
-    eps = z.numpy()                      # at mu = 0, sigma = 1: z = epsilon
-    np.testing.assert_allclose(g_mu.numpy(), 2 * eps, rtol=1e-5)
-    np.testing.assert_allclose(g_lv.numpy(), eps ** 2, rtol=1e-4, atol=1e-6)
+    mu = keras.Variable(np.zeros((8, 3), "float32"))
+    log_var = keras.Variable(np.zeros((8, 3), "float32"))
+
+    def loss_and_z():
+        z = layer([mu.value, log_var.value])
+        return keras.ops.sum(z ** 2), z
+
+    (_, z), (g_mu, g_lv) = backend.value_and_grad(loss_and_z, [mu, log_var], has_aux=True)
+    eps = np.asarray(z)                  # at mu = 0, sigma = 1: z = epsilon
+    np.testing.assert_allclose(np.asarray(g_mu), 2 * eps, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(g_lv), eps ** 2, rtol=1e-4, atol=1e-6)
 
     vae = small_vae()
     x = fashion_batch(16)
-    with tf.GradientTape() as tape:
-        y_pred = vae(x, training=True)
-        loss = vae.compute_loss(x=x, y_pred=y_pred)
-    grads = tape.gradient(loss, vae.encoder.trainable_variables)
+    _, grads = backend.value_and_grad(
+        lambda: vae.compute_loss(x=x, y_pred=vae(x, training=True)), vae.encoder.trainable_variables)
+    assert len(grads) == len(vae.encoder.trainable_variables) > 0
     assert all(g is not None for g in grads)
-    assert all(float(tf.reduce_sum(tf.abs(g))) > 0 for g in grads)
+    assert all(float(np.abs(np.asarray(g)).sum()) > 0 for g in grads)
 
 
 # ------------------------------------------------------------------ saving
@@ -178,7 +179,9 @@ def test_one_training_step_lowers_the_loss_on_a_real_batch():
     assert set(logs) >= {"loss", "reconstruction", "kl"}
     assert logs["loss"] == pytest.approx(logs["reconstruction"] + logs["kl"],
                                          rel=1e-4)
-    assert after < before - 1.0, (before, after)   # nats per image
+    # Adam's first step moves every weight by ~1e-3 downhill: 0.84-1.54 nats per image over
+    # seeds 4-9 on TensorFlow and JAX (their initial weights differ); no step, no change.
+    assert after < before - 0.5, (before, after)
 
 
 def test_beta_weights_the_kl_term():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib
 import os
 import platform
 import random
@@ -107,6 +108,9 @@ def source_hash(root: str | os.PathLike | None = None) -> str:
     return digest.hexdigest()[:10]
 
 
+_FRAMEWORKS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
 def run_info(seed: int = DEFAULT_SEED, note: str | None = None, display: bool = True) -> str:
     """Seed everything and return (and print) one line saying what produced the outputs."""
     import keras
@@ -117,10 +121,9 @@ def run_info(seed: int = DEFAULT_SEED, note: str | None = None, display: bool = 
         f"backend={keras.backend.backend()}",
         device(),
     ]
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        parts.append(f"TensorFlow {tf.__version__}")
+    framework = _FRAMEWORKS.get(keras.backend.backend())
+    if framework:  # the version of the library that computes, e.g. "JAX 0.10.0"
+        parts.append(f"{framework} {importlib.import_module(keras.backend.backend()).__version__}")
     parts += [f"Keras {keras.__version__}", f"gdl {__version__} (src {source_hash()})", f"seed={seed}",
               f"date={_dt.date.today().isoformat()}"]
     if note:

@@ -205,10 +205,41 @@ class CelebA:
         return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
     def load(self, image_size: int = 64, limit: int | None = None) -> np.ndarray:
-        """All (or the first `limit`) faces as one float32 array (N, size, size, 3) in [0, 1]."""
-        subset = CelebA(self.files[:limit], self.attributes.iloc[:limit])
-        batches = [b.numpy() for b in subset.dataset(image_size, batch_size=512, shuffle=False)]
-        return np.concatenate(batches) if batches else np.zeros((0, image_size, image_size, 3), np.float32)
+        """All (or the first `limit`) faces as one float32 array (N, size, size, 3) in [0, 1].
+
+        On TensorFlow through `dataset()` (parallel decoding); on other backends with Pillow,
+        so that TensorFlow is not needed (the two agree to within JPEG decoders' noise).
+        """
+        files = self.files[:limit]
+        if not files:
+            return np.zeros((0, image_size, image_size, 3), np.float32)
+        if _keras_backend() != "tensorflow":
+            return np.stack([read_face(path, image_size) for path in files])
+        subset = CelebA(files, self.attributes.iloc[:limit])
+        return np.concatenate([b.numpy() for b in subset.dataset(image_size, batch_size=512, shuffle=False)])
+
+
+def _keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def read_face(path, image_size: int) -> np.ndarray:
+    """`decode_face` with Pillow and NumPy: one face as float32 (size, size, 3) in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        w, h = image.size
+        side = min(w, h)
+        top, left = (h - side) // 2, (w - side) // 2
+        rgb = np.asarray(image.crop((left, top, left + side, top + side)), np.float32)
+    # Resized in float per channel (mode "F"), as tf.image.resize does, not rounded to uint8;
+    # Pillow's bilinear filter widens when it shrinks, like TensorFlow's antialias=True.
+    channels = [Image.fromarray(rgb[..., c], mode="F").resize((image_size, image_size), Image.BILINEAR)
+                for c in range(3)]
+    return np.clip(np.stack([np.asarray(c) for c in channels], -1) / 255.0, 0.0, 1.0)
 
 
 def decode_face(jpeg_bytes, image_size: int):

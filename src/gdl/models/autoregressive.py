@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from gdl import backend
+
 # ------------------------------------------------------------------ text
 
 
@@ -79,7 +81,9 @@ class TextGenerator:
         self.model, self.vocab, self.window = model, list(vocab), window
         self.banned = np.asarray(banned, dtype=int)
         self.index = {word: i for i, word in enumerate(self.vocab)}
-        self._call = _compiled(lambda x: model(x, training=False))
+        # Compiled once; on JAX the model's weights are inputs of the compiled call, so it
+        # follows further training rather than baking in today's weights.
+        self._call = backend.compile(lambda x: model(x, training=False), variables=model)
 
     def encode(self, text: str) -> list[int]:
         return [self.index.get(word, 1) for word in text.split()]
@@ -106,19 +110,6 @@ class TextGenerator:
                 break
         return " ".join(self.vocab[i] for i in ids)
 
-
-def _compiled(fn):
-    """`fn` compiled as a graph on TensorFlow and JAX (eager otherwise)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(fn, reduce_retracing=True)
-    if backend == "jax":
-        import jax
-
-        return jax.jit(fn)
-    return fn
 
 # ------------------------------------------------------------------ PixelCNN
 
@@ -300,7 +291,7 @@ def pixel_sampler(model: keras.Model, num_levels: int, draw, noise_width: int):
         images = ops.fori_loop(0, n_pixels, step, images)
         return ops.cast(images, "int32")
 
-    return _compiled(fill)
+    return backend.compile(fill, variables=model)
 
 
 def categorical_sampler(model: keras.Model, num_levels: int):
