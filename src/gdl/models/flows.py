@@ -105,7 +105,7 @@ class RealNVP(keras.Model):
     """A stack of affine coupling layers with alternating masks.
 
     `model(x)` returns (z, log|det dz/dx|); `model.log_prob(x)` the exact
-    log-density; `model.sample(n)` draws z ~ N(0, I) and inverts the stack.
+    log-density; `model.generate(n)` (or `sample(n)`) draws z ~ N(0, I) and inverts the stack.
     Training minimises the negative log-likelihood in nats per example
     (compile with an optimizer only; the loss is built in).
     """
@@ -143,9 +143,23 @@ class RealNVP(keras.Model):
         z, log_det = self(x)
         return standard_normal_log_prob(z) + log_det
 
-    def sample(self, n: int, seed=None):
-        z = keras.random.normal((n, self.dim), seed=seed)
+    #: `generate` returns points of R^dim: no bounds
+    output_range = (-math.inf, math.inf)
+
+    def generate(self, n: int, *, seed=None):
+        """n points x = f^-1(z), z ~ N(0, I), shape (n, dim). As in `gdl.models.base`: an
+        integer `seed` draws z with NumPy (the same samples on every backend); None draws
+        from Keras' global seed generator (a new batch each call)."""
+        if seed is None:
+            z = keras.random.normal((n, self.dim))
+        else:
+            z = ops.convert_to_tensor(
+                np.random.default_rng(seed).standard_normal((n, self.dim)), "float32")
         return self.inverse(z)[0]
+
+    def sample(self, n: int, seed=None):
+        """`generate(n, seed=seed)`."""
+        return self.generate(n, seed=seed)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):

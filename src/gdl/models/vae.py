@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 PACKAGE = "gdl"
@@ -163,10 +164,22 @@ class VAE(keras.Model):
         z_mean, _ = self.encoder(x, training=training)
         return self.decoder(z_mean, training=training)
 
-    def generate(self, n, seed=None):
-        """Decode n draws from the prior N(0, I)."""
+    #: the range of `generate`'s output (the decoder ends in a sigmoid)
+    output_range = (0.0, 1.0)
+
+    def generate(self, n, *, seed=None):
+        """Decode n draws from the prior N(0, I): pixel probabilities in [0, 1].
+
+        As in `gdl.models.base`: `seed=None` draws from the model's own seed generator (a new
+        batch each call); an integer draws z with NumPy, so the same seed gives the same
+        samples on every backend.
+        """
         latent_dim = self.decoder.input_shape[-1]
-        z = keras.random.normal((n, latent_dim), seed=seed)
+        if seed is None:
+            z = keras.random.normal((n, latent_dim), seed=self.sampling.seed_generator)
+        else:
+            z = ops.convert_to_tensor(
+                np.random.default_rng(seed).standard_normal((n, latent_dim)), "float32")
         return self.decoder(z, training=False)
 
     def get_config(self):
