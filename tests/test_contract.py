@@ -190,12 +190,7 @@ def _trained(model, name):
         name, lambda: model.trainable_variables)()
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=True, reason="DiffusionModel builds its optimizer on self.trainable_variables, "
-                            "which include the EMA copy's weights (the clone is trainable): "
-                            "twice the slots; needs optimizer_targets = network's weights"))
-    if name == "diffusion" else name for name in FAMILIES])
+@pytest.mark.parametrize("name", FAMILIES)
 def test_the_optimizer_keywords(name):
     model = build(name)
     if name in ADVERSARIAL:

@@ -215,6 +215,7 @@ class DiffusionModel(GenerativeModel):
         self.seed = seed
         self.ema_network = keras.models.clone_model(network)
         self.ema_network.set_weights(network.get_weights())
+        self.ema_network.trainable = False   # moved by averaging, never by gradients
         self.mean = ops.reshape(ops.convert_to_tensor(mean, "float32"), (1, 1, 1, -1))
         self.std = ops.reshape(ops.convert_to_tensor(std, "float32"), (1, 1, 1, -1))
         self.schedule, self.ema, self.ema_warmup = schedule, ema, ema_warmup
