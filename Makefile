@@ -15,8 +15,9 @@ execute:         ## execute CHAPTER (e.g. ch02) or every stale chapter into the 
 	$(PYTHON) scripts/book.py execute $(CHAPTER) $(if $(CHAPTER),,$(if $(ALL),--all,))
 	$(PYTHON) scripts/book.py twins $(CHAPTER)
 
-test:            ## the test suite (what CI runs)
+test:            ## the test suite on TensorFlow, then the unit tests on JAX (what CI runs)
 	$(PYTHON) -m pytest
+	KERAS_BACKEND=jax $(PYTHON) -m pytest -m "not chapter and not build"
 
 notebooks:       ## write the .ipynb twins (Colab) from the .md chapters
 	$(PYTHON) scripts/book.py twins
