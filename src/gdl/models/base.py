@@ -23,7 +23,6 @@ import keras
 import numpy as np
 from keras import ops
 
-from gdl import backend
 from gdl.backend import StatefulTraining, collect_variables
 
 
@@ -65,12 +64,6 @@ class GenerativeModel(StatefulTraining, keras.Model):
 
     def generate(self, n: int, *, seed=None):
         raise NotImplementedError
-
-    def compiled(self, fn):
-        """`fn` compiled by `gdl.backend.compile`, free to read and update this model's
-        networks, seed generators, optimizers and trackers (a hand-run training loop)."""
-        return backend.compile(fn, variables=[self, *getattr(self, "optimizers", {}).values(),
-                                              self.metrics])
 
     def normal(self, shape, seed=None):
         """N(0, I) noise of `shape`: from the model's seed generator when `seed` is None (a new
