@@ -354,10 +354,8 @@ class WGANGP(_Adversarial):
         else:
             real = data[0] if isinstance(data, (tuple, list)) else data
             labels = None
-        if real.shape[0] is None:
-            raise ValueError("WGANGP needs a static batch size: batch the "
-                             "data with drop_remainder=True")
-        b = real.shape[0] // self.critic_steps        # static batch size
+        # the batch may be dynamic (a Python generator on TensorFlow)
+        b = ops.shape(real)[0] // self.critic_steps
         for i in range(self.critic_steps):
             part = slice(i * b, (i + 1) * b)
             c_loss, w_distance, gp = self.critic_step(
