@@ -206,6 +206,17 @@ def test_wgan_fit_makes_critic_steps_critic_updates_per_generator_update(brick_b
     assert int(model.optimizers["discriminator_optimizer"].iterations) == 4
 
 
+def test_wgan_names_the_fix_when_a_batch_is_smaller_than_its_critic_steps():
+    model = WGANGP(build_generator(8, 16, 1, (32, 16)),
+                   build_discriminator(16, 1, (16, 32), norm=None),
+                   latent_dim=8, critic_steps=5)
+    model.compile(generator_optimizer=keras.optimizers.Adam(1e-4),
+                  discriminator_optimizer=keras.optimizers.Adam(1e-4))
+    x = np.zeros((2, 16, 16, 1), "float32")
+    with pytest.raises(ValueError, match="critic_steps \\* batch"):
+        model.fit(x, batch_size=2, epochs=1, verbose=0)
+
+
 def test_conditional_wgan_trains_on_images_and_labels(brick_batch):
     keras.utils.set_random_seed(6)
     labels = np.eye(2, dtype="float32")[np.arange(32) % 2]

@@ -126,6 +126,11 @@ def test_page_renders_offline(site, browser, page):
     source_math = tab.locator("div.math, span.math").count()
     typeset = tab.locator("mjx-container").count()
     assert typeset >= source_math, f"{page}: {source_math} math blocks but {typeset} typeset"
+    wide = tab.evaluate("""() => [...document.querySelectorAll(
+        'pre, table, mjx-container[display="true"]')]
+        .filter(e => e.scrollWidth > e.clientWidth + 1)
+        .map(e => (e.innerText || e.textContent).trim().split('\\n')[0].slice(0, 80))""")
+    assert not wide, f"{page}: these scroll sideways at 1280 px: {wide}"
     if page.startswith("book/ch"):
         assert source_math > 0 and tab.locator(".cell_output img").count() > 0
         assert tab.locator(".cell_output").first.inner_text().startswith("profile=")

@@ -112,7 +112,7 @@ def build_yardstick_classifier(input_shape, n_outputs: int, *, width: int = 16, 
             x = layers.Conv2D(width * 2 ** block, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x) if flatten else layers.GlobalAveragePooling2D()(x)
-    features = layers.Dense(feature_dim, activation="relu", name="features")(x)  # (N, feature_dim)
+    features = layers.Dense(feature_dim, activation="relu", name="features")(x)  # (N, D)
     logits = layers.Dense(n_outputs, name="logits")(layers.Dropout(dropout)(features))
     return keras.Model(inputs, logits, name=name)
 
@@ -351,6 +351,9 @@ def _short(err: BaseException) -> str:
     text = str(err).split(" -- ")[-1].strip() or type(err).__name__
     text = re.sub(r"https?://\S+", "<url>", text)
     text = re.sub(r"(?:[A-Za-z]:)?(?:[/\\][^\s/\\:'\"]+){2,}", "<path>", text)
+    text = re.sub(r"\[Errno -?\d+\]\s*", "", text)   # OS error numbers mean nothing to a reader
+    if re.search(r"Name or service not known|getaddrinfo|Temporary failure in name", text):
+        text = "no network"
     return text.splitlines()[0][:120]
 
 

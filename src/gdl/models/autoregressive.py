@@ -14,6 +14,7 @@ import numpy as np
 from keras import layers, ops
 
 from gdl import backend
+from gdl.models.base import GenerativeModel, from_nested_config
 
 # ------------------------------------------------------------------ text
 
@@ -164,6 +165,12 @@ class ResidualBlock(layers.Layer):
         self.squeeze = layers.Conv2D(filters // 2, 1, activation="relu")
         self.masked = MaskedConv2D("B", filters // 2, 3, activation="relu")
         self.expand = layers.Conv2D(filters, 1, activation="relu")
+
+    def build(self, input_shape):   # explicit, so a loaded model gets its weights back
+        half = (*input_shape[:-1], self.filters // 2)
+        self.squeeze.build(input_shape)
+        self.masked.build(half)
+        self.expand.build(half)
 
     def call(self, x):
         return x + self.expand(self.masked(self.squeeze(x)))
@@ -327,3 +334,93 @@ def sample_naive(model: keras.Model, num_levels: int, n: int, seed: int = 0,
         level = (u > probs.cumsum(axis=-1)).sum(axis=-1)          # inverse CDF
         images[:, row, col, 0] = np.minimum(level, num_levels - 1)
     return images.astype("int32")
+
+# ------------------------------------------------------------------ the model
+
+
+@keras.saving.register_keras_serializable(package="gdl")
+class PixelCNN(GenerativeModel):
+    """A PixelCNN network (see `build_pixelcnn`) with its likelihood and its compiled sampler.
+
+    `fit` takes integer images (batch, H, W, 1) with levels 0 .. num_levels-1; the loss is
+    the negative log-likelihood in nats per pixel. `head` says what the network outputs:
+    "categorical" (num_levels logits per pixel) or "mixture" (3K logistic-mixture
+    parameters). `generate(n, seed=...)` returns (n, H, W, 1) images in [0, 1].
+    """
+
+    HEADS = ("categorical", "mixture")
+
+    def __init__(self, network, num_levels: int, head: str = "categorical", seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if head not in self.HEADS:
+            raise ValueError(f"head must be one of {self.HEADS}, not {head!r}")
+        outputs = network.output_shape[-1]
+        if head == "categorical" and outputs != num_levels:
+            raise ValueError(f"a categorical head needs {num_levels} outputs per pixel "
+                             f"(one logit per level); the network has {outputs}")
+        if head == "mixture" and outputs % 3:
+            raise ValueError(f"a mixture head needs 3K outputs per pixel; the network "
+                             f"has {outputs}")
+        self.network, self.num_levels, self.head, self.seed = network, num_levels, head, seed
+        self.seeds = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self._sampler = None
+        self.built = True   # the network is a built functional model
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def call(self, levels, training=False):
+        return self.network(ops.cast(levels, "float32") / (self.num_levels - 1),
+                            training=training)
+
+    def nll(self, levels, training=False):
+        """Mean negative log-likelihood of integer images, nats per pixel."""
+        out = self(levels, training=training)
+        if self.head == "mixture":
+            return mixture_nll(levels, out, self.num_levels)
+        labels = ops.squeeze(ops.cast(levels, "int32"), axis=-1)
+        return ops.mean(keras.losses.sparse_categorical_crossentropy(
+            labels, out, from_logits=True))
+
+    def stateful_train_step(self, data):
+        levels = data[0] if isinstance(data, (tuple, list)) else data
+        weights = self.network.trainable_variables
+        loss, grads = backend.value_and_grad(lambda: self.nll(levels, training=True),
+                                             weights)
+        self.optimizers["optimizer"].apply(grads, weights)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def stateful_test_step(self, data):
+        levels = data[0] if isinstance(data, (tuple, list)) else data
+        self.loss_tracker.update_state(self.nll(levels))
+        return {"loss": self.loss_tracker.result()}
+
+    def optimizer_targets(self):
+        return {"optimizer": self.network.trainable_variables}
+
+    def generate(self, n: int, *, seed=None):
+        """n images in [0, 1], drawn pixel by pixel in raster order."""
+        if self._sampler is None:
+            self._sampler = (categorical_sampler(self.network, self.num_levels)
+                             if self.head == "categorical"
+                             else mixture_sampler(self.network, self.num_levels))
+        height, width = self.network.input_shape[1:3]
+        noise_width = (self.num_levels if self.head == "categorical"
+                       else self.network.output_shape[-1] // 3 + 1)
+        # (0, 1) open: the Gumbel trick takes log(-log(u))
+        noise = self.uniform((height * width, n, noise_width), 1e-6, 1.0 - 1e-6, seed=seed)
+        levels = self._sampler(noise)
+        return ops.cast(levels, "float32") / (self.num_levels - 1)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "network": keras.saving.serialize_keras_object(self.network),
+                "num_levels": self.num_levels, "head": self.head, "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        return from_nested_config(cls, config, "network")

@@ -80,3 +80,11 @@ class GenerativeModel(StatefulTraining, keras.Model):
             return keras.random.uniform(shape, low, high, seed=self.seeds)
         return ops.convert_to_tensor(np.random.default_rng(seed).uniform(low, high, shape),
                                      "float32")
+
+
+def from_nested_config(cls, config: dict, *keys: str):
+    """`cls(**config)` with the sub-models stored under `keys` deserialised first."""
+    config = dict(config)
+    for key in keys:
+        config[key] = keras.saving.deserialize_keras_object(config[key])
+    return cls(**config)

@@ -21,7 +21,7 @@ from keras import layers, ops
 
 from gdl import backend
 from gdl.backend import BatchNormalization
-from gdl.models.base import GenerativeModel
+from gdl.models.base import GenerativeModel, from_nested_config
 
 
 # --------------------------------------------------------------------------- schedules
@@ -312,6 +312,4 @@ class DiffusionModel(GenerativeModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
+        return from_nested_config(cls, config, "network")

@@ -14,7 +14,7 @@ import keras
 from keras import layers, ops
 
 from gdl import backend
-from gdl.models.base import GenerativeModel
+from gdl.models.base import GenerativeModel, from_nested_config
 
 
 def build_energy_net(image_size: int = 32, channels: int = 1,
@@ -219,6 +219,4 @@ class EBM(GenerativeModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["energy_net"] = keras.saving.deserialize_keras_object(config["energy_net"])
-        return cls(**config)
+        return from_nested_config(cls, config, "energy_net")

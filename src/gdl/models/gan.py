@@ -20,7 +20,7 @@ from keras import layers, ops
 
 from gdl import backend
 from gdl.backend import BatchNormalization
-from gdl.models.base import GenerativeModel
+from gdl.models.base import GenerativeModel, from_nested_config
 
 
 # --------------------------------------------------------------------- builders
@@ -186,10 +186,7 @@ class _Adversarial(GenerativeModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("generator", "discriminator"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return from_nested_config(cls, config, "generator", "discriminator")
 
 
 class _WithAux:
@@ -354,6 +351,11 @@ class WGANGP(_Adversarial):
         else:
             real = data[0] if isinstance(data, (tuple, list)) else data
             labels = None
+        if real.shape[0] is not None and real.shape[0] < self.critic_steps:
+            raise ValueError(f"WGANGP takes batches of critic_steps * batch images: this "
+                             f"batch of {real.shape[0]} cannot be split into "
+                             f"{self.critic_steps} critic steps; feed "
+                             f"{self.critic_steps} x the per-step batch size")
         # the batch may be dynamic (a Python generator on TensorFlow)
         b = ops.shape(real)[0] // self.critic_steps
         for i in range(self.critic_steps):

@@ -19,6 +19,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from gdl.models.base import from_nested_config
+
 PACKAGE = "gdl"
 
 
@@ -193,7 +195,4 @@ class VAE(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("encoder", "decoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return from_nested_config(cls, config, "encoder", "decoder")
