@@ -7,12 +7,18 @@ write and check the `.ipynb` twins that Colab opens.
 
 The cache is the one `jupyter-book build` reads (.jupyter_cache at the repo root), and a
 chapter is read exactly as myst-nb reads it, so "cached here" means "the build will not execute it".
-A cached chapter is still stale when the gdl source changed since it ran: its run-info line
-records `gdl.config.source_hash()`, and `stale` compares that with the current one.
+A cached chapter is still stale when a gdl module it uses changed since it ran: `execute`
+records, with the cached outputs, a hash of each gdl module the chapter imports (directly or
+through other gdl modules), and `stale` compares those with the modules as they are now. So a new
+module for chapter 9 does not make chapter 3's outputs stale, while an edit of gdl.models.base
+does. (The run-info line's "src" hash covers the whole package; it tells a reader which source
+made the outputs, and is the check for chapters executed before the per-module record existed.)
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import hashlib
 import re
 import sys
 import time
@@ -23,6 +29,7 @@ import yaml
 from gdl.config import profile, source_hash
 
 ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 CACHE = ROOT / ".jupyter_cache"
 COLAB_MARKER = "# Colab only"
 # How the run-info line names the gdl source it ran with: "gdl 0.1.0 (src 1a2b3c4d5e)".
@@ -106,10 +113,69 @@ def recorded_source_hash(nb) -> str | None:
     return None
 
 
-# Whether a gdl source hash that differs from the one a chapter ran with makes it stale for the
-# build test. Off until every chapter has been re-executed with a run-info line that records the
-# hash (chapters cached before it existed record none); `book.py stale` reports it either way.
-ENFORCE_SOURCE_HASH = False
+# --------------------------------------------------------------------------- gdl modules used
+def _module_file(name: str) -> Path | None:
+    """src/gdl/a/b.py or src/gdl/a/b/__init__.py for "gdl.a.b"; None for anything else."""
+    if name.split(".")[0] != "gdl":
+        return None
+    base = SRC.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported(code: str, package: str = "") -> set[str]:
+    """Names of the modules `code` imports, as written (`from gdl.models import gan` gives
+    gdl.models and gdl.models.gan), relative imports resolved against `package`. Imports inside
+    functions count: a lazy import is a dependency too."""
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                module = ".".join(parent + ([module] if module else []))
+            names.add(module)
+            names |= {f"{module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _code_cells(nb) -> str:
+    """The Python of a notebook's code cells, IPython magics and shell lines left out."""
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = [ln for ln in cell.source.splitlines() if not ln.lstrip().startswith(("%", "!"))]
+        cells.append("\n".join(lines))
+    return "\n".join(cells)
+
+
+def gdl_sources(nb) -> dict[str, str]:
+    """{path under src/: 10 hex digits of SHA-256} of every gdl module the notebook's code
+    imports, with the modules those import and the packages (__init__.py) above them."""
+    todo, files = list(_imported(_code_cells(nb))), {}
+    while todo:
+        name = todo.pop()
+        parts = name.split(".")
+        for i in range(1, len(parts) + 1):   # importing gdl.a.b runs gdl/__init__ and gdl/a/__init__
+            path = _module_file(".".join(parts[:i]))
+            if path is None or path in files.values():
+                continue
+            key = path.relative_to(SRC).as_posix()
+            files[key] = path
+            package = ".".join(parts[:i]) if path.name == "__init__.py" else ".".join(parts[:i - 1])
+            todo.extend(_imported(path.read_text(), package))
+    return {key: hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+            for key, path in sorted(files.items())}
+
+
+# Whether a change of the gdl modules a chapter uses makes it stale for the build test (and for
+# `book.py stale`, which reports it either way).
+ENFORCE_SOURCE_HASH = True
 
 
 def stale_reason(path: Path, cache=None, current: str | None = None,
@@ -117,16 +183,25 @@ def stale_reason(path: Path, cache=None, current: str | None = None,
     """Why the build (or the book's test) would not accept a chapter's cached outputs, or None.
     With `source=False` only a change of the chapter's own code counts."""
     cache = cache or get_cache()
+    nb = read_notebook(path)
     try:
-        record = cache.match_cache_notebook(read_notebook(path))
+        record = cache.match_cache_notebook(nb)
     except KeyError:
         return "its code changed since it was executed"
     if not source:
         return None
-    current = current or source_hash()
-    recorded = recorded_source_hash(cached_notebook(record, cache))
-    if recorded != current:
-        return f"it ran with gdl source {recorded or '(not recorded)'}, the source is now {current}"
+    recorded = (getattr(record, "data", None) or {}).get("gdl_sources")
+    if recorded is None:   # executed before the per-module record: the package-wide hash
+        current = current or source_hash()
+        ran = recorded_source_hash(cached_notebook(record, cache))
+        if ran != current:
+            return f"it ran with gdl source {ran or '(not recorded)'}, the source is now {current}"
+        return None
+    now = gdl_sources(nb)
+    changed = sorted(k for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
+    if changed:
+        shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+        return f"gdl modules it uses changed since it ran: {shown}"
     return None
 
 
@@ -152,6 +227,7 @@ def execute(paths: list[Path], timeout: int | None = None) -> None:
     for path in paths:
         print(f"executing {path.relative_to(ROOT)} (GDL_PROFILE={profile()}) ...", flush=True)
         nb = read_notebook(path)
+        sources = gdl_sources(nb)   # the modules as they are when it runs
         record = cache.add_nb_to_project(str(path), read_data={"name": "myst_nb_md", "type": "plugin"})
         start = time.time()
         result = single_nb_execution(nb, cwd=str(path.parent), timeout=timeout, allow_errors=False,
@@ -159,7 +235,8 @@ def execute(paths: list[Path], timeout: int | None = None) -> None:
         if result.err is not None:
             print(result.exc_string, file=sys.stderr)
             raise SystemExit(f"{path.name} failed after {time.time() - start:.0f} s; the cache was not changed")
-        cache.cache_notebook_bundle(CacheBundleIn(nb, record.uri, data={"execution_seconds": result.time}),
+        data = {"execution_seconds": result.time, "gdl_sources": sources}
+        cache.cache_notebook_bundle(CacheBundleIn(nb, record.uri, data=data),
                                     check_validity=False, overwrite=True)
         print(f"  done in {result.time:.0f} s", flush=True)
     prune()

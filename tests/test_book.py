@@ -103,3 +103,43 @@ def test_a_cached_chapter_that_ran_with_other_gdl_source_is_stale(monkeypatch):
     assert book.stale_reason(chapter, Cache(), current="1a2b3c4d5e") is None
     why = book.stale_reason(chapter, Cache(), current="99999aaaaa")
     assert "1a2b3c4d5e" in why and "99999aaaaa" in why
+
+
+def _notebook(*sources):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    return nb
+
+
+def test_a_chapter_depends_on_the_gdl_modules_it_imports_and_theirs():
+    nb = _notebook("%matplotlib inline\nimport gdl", "from gdl.models import gan\nimport numpy")
+    used = book.gdl_sources(nb)
+    # gan imports base, which imports backend; importing gdl.models runs its __init__
+    assert {"gdl/__init__.py", "gdl/config.py", "gdl/models/__init__.py", "gdl/models/gan.py",
+            "gdl/models/base.py", "gdl/backend.py"} <= set(used)
+    assert "gdl/models/diffusion.py" not in used and "gdl/metrics.py" not in used
+    assert all(len(h) == 10 for h in used.values())
+    assert book.gdl_sources(_notebook("import numpy")) == {}
+
+
+def test_a_change_in_a_module_the_chapter_uses_makes_it_stale_and_others_do_not():
+    class Record:
+        def __init__(self, sources):
+            self.data = {"gdl_sources": sources}
+
+    class Cache:  # the jupyter cache, reduced to what the stale check asks of it
+        def __init__(self, sources):
+            self.record = Record(sources)
+
+        def match_cache_notebook(self, nb):
+            return self.record
+
+    chapter = next(p for p in book.chapters() if p.stem.startswith("ch04"))
+    now = book.gdl_sources(book.read_notebook(chapter))
+    assert book.stale_reason(chapter, Cache(dict(now))) is None
+    edited = dict(now, **{"gdl/models/gan.py": "0000000000"})
+    assert "gdl/models/gan.py" in book.stale_reason(chapter, Cache(edited))
+    # a module it did not use when it ran (say it imported one more): stale too
+    assert "gdl/weights.py" in book.stale_reason(chapter, Cache(dict(now, **{"gdl/weights.py": "1"})))
