@@ -1,0 +1,665 @@
+"""Train a named model for long, checkpointing as it goes, and publish its weights (DESIGN §4).
+
+    python scripts/pretrain.py NAME [--steps N] [--minutes M] [--checkpoint-minutes C]
+    python scripts/pretrain.py NAME --publish    # publish the latest checkpoint; train nothing
+    python scripts/pretrain.py --list            # the recipes and the chapter variables they mirror
+
+Each recipe builds the model exactly as its chapter does in the `cpu` profile (`full` under
+GDL_PROFILE=full, `smoke` under GDL_PROFILE=smoke: `gdl.pick`, as the chapters use it), trains it
+with its own `fit` on NumPy batch streams, chunk by chunk, and every few minutes writes a
+checkpoint (weights and every optimizer's state, steps, examples seen, wall time, the losses) to
+``gdl.paths.cache_dir()/pretrain/NAME/``. Running the same command again resumes from there, so a
+long run survives being stopped. It ends at --steps (the total) or once --minutes of training
+(summed over resumes) are spent, then writes ``NAME.weights.h5`` and its manifest record through
+`gdl.weights.save` (into $GDL_WEIGHTS_DIR, else the repository's weights/). Weights made in
+another profile are named NAME.PROFILE (e.g. dcgan_bricks.full).
+
+On any Keras backend: `KERAS_BACKEND=jax GDL_PROFILE=full python scripts/pretrain.py NAME` is how
+a GPU machine makes `full` weights. On a shared CPU, run it at low priority (`nice -n 19 ...`).
+
+The recipes live here, not in gdl: changing one changes no chapter's recorded source hash.
+A recipe may train with another learning rate or batch than the chapter's short run (each says
+why), never with another architecture: the chapter must be able to load the weights.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # TensorFlow's start-up lines drown the progress
+
+import keras
+import numpy as np
+
+import gdl
+import gdl.data
+import gdl.weights
+from gdl.paths import cache_dir
+from gdl.train import NaNGuard, batches
+
+# The streams are shuffled NumPy batches; Keras warns that it cannot shuffle a generator.
+warnings.filterwarnings("ignore", message=".*shuffle.*")
+
+CHECKPOINT = re.compile(r"^step-(\d{9})$")
+
+
+@dataclass
+class Recipe:
+    """A model to pretrain: how it is built and fed, and what a chapter must match to load it."""
+
+    family: str
+    settings: dict           # the architecture (builder arguments): a loading chapter must match these
+    training: dict           # optimisation and data: batch, learning rate, ... (free to differ)
+    model: keras.Model       # built and compiled
+    stream: Callable[[int], Iterator]   # seed -> an endless stream of batches for `fit`
+    examples_per_step: int
+    unit: str                # what an example is, for the record ("images", "reviews")
+    steps: int               # the default target: about what two hours of two CPU cores reach in
+                             # `cpu` (measured Dec 2026, under load); --minutes stops it anyway
+    evaluate: Callable[[keras.Model], dict] | None = None   # held-out metrics for the record
+
+
+# --------------------------------------------------------------------------- data, as the chapters prepare it
+def _bricks(size: int, n: int | None) -> np.ndarray:
+    """Chapter 4 §4.2: renders in [-1, 1], (N, S, S, 1); the chapter holds out the first fifth."""
+    bricks = gdl.data.lego_bricks(image_size=size, limit=None)
+    order = np.random.default_rng(0).permutation(len(bricks))[:n]
+    x = bricks.images[order].astype("float32")[..., None] / 127.5 - 1.0
+    return x[len(x) // 5:]
+
+
+def _faces(size: int, n: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Chapters 3 §3.5 and 4 §4.9: faces in [0, 1] and their 40 attributes as 0/1, the last tenth held out."""
+    celeba = gdl.data.celeba(limit=n)
+    faces = celeba.load(image_size=size)
+    attrs = (celeba.attributes.to_numpy() > 0).astype("float32")
+    n_hold = len(faces) // 10
+    return faces[:-n_hold], attrs[:-n_hold], list(celeba.attributes.columns)
+
+
+def _shrunk_fashion(n: int) -> np.ndarray:
+    """Chapter 5 §5.7: Fashion-MNIST training images area-averaged to 16x16, int32 levels 0..255."""
+    images = gdl.data.fashion_mnist().x_train[:n]
+    x = keras.ops.image.resize(images[..., None].astype("float32"), (16, 16), antialias=True)
+    return np.clip(np.round(np.asarray(keras.ops.convert_to_numpy(x))), 0, 255).astype("int32")
+
+
+def _plain(value):
+    """`value` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _sha256_lines(lines) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- recipes
+def dcgan_bricks() -> Recipe:
+    """Chapter 4 §4.4-4.6: the DCGAN on LEGO bricks (BRICK_SIZE, Z_DIM, GEN_FILTERS, DISC_FILTERS, DC_BATCH)."""
+    from gdl.models.gan import DCGAN, build_discriminator, build_generator
+
+    size = gdl.pick(full=64, cpu=32, smoke=32)
+    settings = {
+        "generator": dict(latent_dim=100, image_size=size, channels=1,
+                          filters=list(gdl.pick(full=(512, 256, 128, 64), cpu=(128, 64, 32),
+                                                smoke=(32, 16, 8)))),
+        "discriminator": dict(image_size=size, channels=1,
+                              filters=list(gdl.pick(full=(64, 128, 256, 512), cpu=(32, 64, 128),
+                                                    smoke=(8, 16, 32)))),
+    }
+    batch = gdl.pick(full=128, cpu=64, smoke=32)
+    # The DCGAN paper's rate (the chapter's `full` DC_LR): the chapter's cpu 5e-4 hurries a
+    # 1,250-step run along; tens of thousands of steps need the steadier rate.
+    lr = 2e-4
+    x_train = _bricks(size, gdl.pick(full=None, cpu=None, smoke=1_200))
+    keras.utils.set_random_seed(4)
+    model = DCGAN(build_generator(**settings["generator"]),
+                  build_discriminator(**settings["discriminator"]), 100, 0.1, seed=4)
+    model.compile(discriminator_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+                  generator_optimizer=keras.optimizers.Adam(lr, beta_1=0.5))
+    return Recipe("gan", settings,
+                  dict(batch_size=batch, optimizer="Adam", learning_rate=lr, beta_1=0.5,
+                       label_smoothing=0.1, training_images=len(x_train)),
+                  model, lambda seed: batches(x_train, batch_size=batch, seed=seed), batch,
+                  "images", gdl.pick(full=30_000, cpu=50_000, smoke=20))
+
+
+def _wgan(n_classes: int) -> tuple[dict, dict, keras.Model, np.ndarray, np.ndarray]:
+    """Chapter 4 §4.9-4.10: the WGAN-GP on faces (FACE_SIZE, W_Z_DIM, W_GEN_FILTERS, W_CRITIC_FILTERS,
+    W_BATCH, CRITIC_STEPS, GP_WEIGHT); with n_classes=2, the conditional one (Blond_Hair)."""
+    from gdl.models.gan import WGANGP, build_discriminator, build_generator
+
+    size = gdl.pick(full=64, cpu=32, smoke=32)
+    settings = {
+        "generator": dict(latent_dim=128, image_size=size, channels=3, n_classes=n_classes,
+                          filters=list(gdl.pick(full=(512, 256, 128, 64), cpu=(128, 64, 32),
+                                                smoke=(32, 16, 8)))),
+        "critic": dict(image_size=size, channels=3, n_classes=n_classes, norm=None,
+                       filters=list(gdl.pick(full=(64, 128, 256, 512), cpu=(32, 64, 128),
+                                             smoke=(8, 16, 32)))),
+    }
+    batch, critic_steps = gdl.pick(full=64, cpu=64, smoke=16), gdl.pick(full=5, cpu=3, smoke=2)
+    # The WGAN-GP paper's rate (the chapter's `full` W_LR): the chapter's cpu 4e-4 is for a
+    # 300-400-step run; a long run at that rate keeps the faces blotchy.
+    lr = 1e-4
+    faces, attrs, columns = _faces(size, gdl.pick(full=None, cpu=10_000, smoke=640))
+    faces = faces * 2.0 - 1.0
+    seed = 9 if n_classes else 8
+    keras.utils.set_random_seed(seed)
+    model = WGANGP(build_generator(**settings["generator"]),
+                   build_discriminator(**settings["critic"], name="critic"),
+                   128, critic_steps, 10.0, n_classes=n_classes, seed=seed)
+    adam = lambda: keras.optimizers.Adam(lr, beta_1=0.5, beta_2=0.9)  # noqa: E731
+    model.compile(discriminator_optimizer=adam(), generator_optimizer=adam())
+    training = dict(batch_size=batch, critic_steps=critic_steps, gp_weight=10.0, optimizer="Adam",
+                    learning_rate=lr, beta_1=0.5, beta_2=0.9, training_images=len(faces))
+    labels = None
+    if n_classes:
+        blond = attrs[:, columns.index("Blond_Hair")].astype("int32")
+        labels = np.eye(2, dtype="float32")[blond]                     # (N, 2) one-hot
+        settings["label"] = "Blond_Hair"
+    return settings, training, model, faces, labels
+
+
+def wgan_faces() -> Recipe:
+    """Chapter 4 §4.9: the WGAN-GP on CelebA faces."""
+    settings, training, model, faces, _ = _wgan(0)
+    n = training["batch_size"] * training["critic_steps"]   # real images per generator step
+    return Recipe("gan", settings, training, model,
+                  lambda seed: batches(faces, batch_size=n, seed=seed), n, "images",
+                  gdl.pick(full=20_000, cpu=15_000, smoke=6))
+
+
+def cgan_blond() -> Recipe:
+    """Chapter 4 §4.10: the conditional WGAN-GP, labelled by Blond_Hair."""
+    settings, training, model, faces, labels = _wgan(2)
+    n = training["batch_size"] * training["critic_steps"]
+    return Recipe("gan", settings, training, model,
+                  lambda seed: batches(faces, labels, batch_size=n, seed=seed), n, "images",
+                  gdl.pick(full=20_000, cpu=15_000, smoke=4))
+
+
+def vae_faces() -> Recipe:
+    """Chapter 3 §3.5: the face VAE (FACE_SIZE, Z_DIM, FACE_FILTERS, FACE_BATCH, LEARNING_RATE)."""
+    from gdl.models.vae import VAE, build_decoder, build_encoder
+
+    size = gdl.pick(full=64, cpu=32, smoke=32)
+    filters = list(gdl.pick(full=(32, 64, 128, 256), cpu=(16, 32, 64, 128), smoke=(16, 32, 64, 128)))
+    shape = [size, size, 3]
+    settings = {
+        "encoder": dict(input_shape=shape, latent_dim=200, filters=filters, batch_norm=True,
+                        activation="leaky_relu"),
+        "decoder": dict(latent_dim=200, output_shape=shape, filters=filters[::-1], batch_norm=True,
+                        activation="leaky_relu"),
+    }
+    batch, lr = gdl.pick(full=128, cpu=32, smoke=32), 1e-3
+    faces, _, _ = _faces(size, gdl.pick(full=None, cpu=10_000, smoke=320))
+    keras.utils.set_random_seed(3)
+    model = VAE(build_encoder(**settings["encoder"], name="face_encoder"),
+                build_decoder(**settings["decoder"], name="face_decoder"), beta=1.0, seed=3)
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    model(faces[:2])   # build it, so a checkpoint can be loaded before the first step
+    return Recipe("vae", settings,
+                  dict(batch_size=batch, optimizer="Adam", learning_rate=lr, beta=1.0,
+                       training_images=len(faces)),
+                  model, lambda seed: batches(faces, batch_size=batch, seed=seed), batch, "images",
+                  gdl.pick(full=20_000, cpu=30_000, smoke=4))
+
+
+def ebm_digits() -> Recipe:
+    """Chapter 7 §7.5-7.7: the EBM on MNIST (BATCH_SIZE, LANGEVIN_STEPS, BUFFER_SIZE, LEARNING_RATE, BETA_1)."""
+    from gdl.models.ebm import EBM, build_energy_net
+
+    settings = {"energy_net": dict(image_size=32, channels=1, filters=[16, 32, 64, 64], dense=64),
+                "buffer_size": gdl.pick(full=8192, cpu=2048, smoke=2048)}
+    batch = gdl.pick(full=128, cpu=32, smoke=32)
+    langevin = gdl.pick(full=60, cpu=20, smoke=20)
+    # The chapter's cpu optimiser (Adam 1e-3 without momentum): in its trials on this machine
+    # more, smaller steps beat the published settings in the same time.
+    lr, beta_1 = gdl.pick(full=1e-4, cpu=1e-3, smoke=1e-3), gdl.pick(full=0.9, cpu=0.0, smoke=0.0)
+    x = gdl.data.mnist().x_train.astype("float32") / 127.5 - 1.0
+    x_train = np.pad(x, ((0, 0), (2, 2), (2, 2)), constant_values=-1.0)[..., None]   # (N, 32, 32, 1)
+    sampler = dict(steps=langevin, step_size=10.0, noise=0.005, grad_clip=0.03, alpha=0.1,
+                   fresh=0.05)
+    keras.utils.set_random_seed(7)
+    model = EBM(build_energy_net(**settings["energy_net"]), buffer_size=settings["buffer_size"],
+                seed=7, **sampler)
+    model.compile(optimizer=keras.optimizers.Adam(lr, beta_1=beta_1))
+    return Recipe("ebm", settings,
+                  dict(batch_size=batch, optimizer="Adam", learning_rate=lr, beta_1=beta_1,
+                       training_images=len(x_train), **sampler),
+                  model, lambda seed: batches(x_train, batch_size=batch, seed=seed), batch, "images",
+                  gdl.pick(full=28_140, cpu=40_000, smoke=20))
+
+
+def diffusion_flowers() -> Recipe:
+    """Chapter 8 §8.2-8.7: the DDIM U-Net on flowers (IMAGE_SIZE, WIDTHS, BLOCK_DEPTH, EMBEDDING_DIMS, BATCH_SIZE)."""
+    from gdl.models.diffusion import DiffusionModel, build_unet
+
+    size = gdl.pick(full=64, cpu=32, smoke=32)
+    data = gdl.data.flowers(size, layout=gdl.pick(full="official", cpu="auto", smoke="auto"))
+    is_val = np.zeros(len(data), bool)
+    for c in np.unique(data.labels):      # the chapter holds out the last three of every species
+        is_val[np.flatnonzero(data.labels == c)[-3:]] = True
+    x_train = data.images[~is_val].astype("float32") / 255.0
+    mean, std = x_train.mean(axis=(0, 1, 2)), x_train.std(axis=(0, 1, 2))
+    settings = {
+        "network": dict(image_size=size, block_depth=gdl.pick(full=2, cpu=1, smoke=1),
+                        widths=list(gdl.pick(full=(32, 64, 96, 128), cpu=(32, 64, 96, 128),
+                                             smoke=(16, 32))), embedding_dims=32),
+        "mean": mean.tolist(), "std": std.tolist(), "schedule": "offset cosine",
+    }
+    batch, lr, decay = gdl.pick(full=64, cpu=32, smoke=16), 1e-3, 1e-4
+    # The curriculum's (and `full`'s) EMA of 0.999: the chapter's cpu 0.99 averages over ~100
+    # steps because it only has 1,700; a long run wants the smoother average.
+    ema = gdl.pick(full=0.999, cpu=0.999, smoke=0.9)
+    keras.utils.set_random_seed(8)
+    model = DiffusionModel(build_unet(**settings["network"]), mean, std, schedule="offset cosine",
+                           ema=ema, seed=8)
+    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=decay))
+
+    def flipped(seed):
+        """Shuffled batches, each image mirrored left-right with probability 1/2 (as the chapter)."""
+        rng = np.random.default_rng(seed)
+        for (batch_x,) in batches(x_train, batch_size=batch, seed=seed):
+            flip = rng.random(len(batch_x)) < 0.5
+            yield (np.where(flip[:, None, None, None], batch_x[:, :, ::-1], batch_x),)
+
+    return Recipe("diffusion", settings,
+                  dict(batch_size=batch, optimizer="AdamW", learning_rate=lr, weight_decay=decay,
+                       ema=ema, horizontal_flips=True, training_images=len(x_train)),
+                  model, flipped, batch, "images", gdl.pick(full=32_000, cpu=16_000, smoke=30))
+
+
+def _pixelcnn(outputs: int, levels: int, seed: int, name: str) -> tuple[dict, keras.Model, np.ndarray]:
+    """Chapter 5 §5.7-5.8: a PixelCNN on 16x16 Fashion-MNIST (FILTERS, BLOCKS, PIXEL_BATCH, PIXEL_LR)."""
+    from gdl.models import autoregressive as ar
+
+    settings = {"network": dict(image_size=16, outputs=outputs,
+                                filters=gdl.pick(full=128, cpu=64, smoke=16),
+                                blocks=gdl.pick(full=5, cpu=5, smoke=2)),
+                "levels": levels}
+    # All 60,000 training images (the chapter's cpu run takes 30,000 for time): the chapter
+    # validates on the test split, so none of its held-out images is trained on.
+    train256 = _shrunk_fashion(gdl.pick(full=60_000, cpu=60_000, smoke=256))
+    keras.utils.set_random_seed(seed)
+    network = ar.build_pixelcnn(**settings["network"], name=name)
+    return settings, network, train256
+
+
+def pixelcnn_levels() -> Recipe:
+    """Chapter 5 §5.7: the PixelCNN over 4 intensity levels."""
+    settings, model, train256 = _pixelcnn(4, 4, 2, "pixelcnn")
+    train4 = train256 * 4 // 256                                      # levels 0..3
+    model.compile(optimizer=keras.optimizers.Adam(5e-4),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = (train4 / 3).astype("float32")
+    return Recipe("autoregressive", settings,
+                  dict(batch_size=128, optimizer="Adam", learning_rate=5e-4, training_images=len(x)),
+                  model, lambda seed: batches(x, train4, batch_size=128, seed=seed), 128, "images",
+                  gdl.pick(full=70_000, cpu=30_000, smoke=4))
+
+
+def pixelcnn_mixture() -> Recipe:
+    """Chapter 5 §5.8: the PixelCNN with a mixture of 5 discretized logistics (N_MIXTURE) over 256 levels."""
+    from gdl.models import autoregressive as ar
+
+    settings, model, train256 = _pixelcnn(3 * 5, 256, 3, "pixelcnn_mixture")
+    settings["components"] = 5
+    model.compile(optimizer=keras.optimizers.Adam(5e-4), loss=ar.mixture_nll)
+    x = (train256 / 255).astype("float32")
+    return Recipe("autoregressive", settings,
+                  dict(batch_size=128, optimizer="Adam", learning_rate=5e-4, training_images=len(x)),
+                  model, lambda seed: batches(x, train256, batch_size=128, seed=seed), 128, "images",
+                  gdl.pick(full=23_000, cpu=25_000, smoke=4))
+
+
+def _wine(vocab_size: int, length: int):
+    """Chapters 5 and 9: the corpus, its split and chapter 5's tokenizer (`gdl.data.wine`)."""
+    from gdl.data.wine import wine_corpus
+
+    corpus = wine_corpus(gdl.pick(full=None, cpu=None, smoke=300))
+    vectorize = corpus.vectorizer(vocab_size, length)
+    def ids(texts):
+        return np.asarray(keras.ops.convert_to_numpy(vectorize(texts)), dtype="int32")
+    return corpus, vectorize.get_vocabulary(), ids(corpus.train_texts), ids(corpus.val_texts)
+
+
+def _perplexity(nll_sum: float, count: float) -> dict:
+    return {"validation_nll": nll_sum / count, "validation_perplexity": float(np.exp(nll_sum / count))}
+
+
+def lstm_wine() -> Recipe:
+    """Chapter 5 §5.2-5.4: the LSTM language model on wine reviews (VOCAB_SIZE, SEQ_LEN, EMBED_DIM, UNITS)."""
+    from gdl.models import autoregressive as ar
+
+    vocab_size = gdl.pick(full=10_000, cpu=3_000, smoke=1_000)
+    seq_len = gdl.pick(full=100, cpu=64, smoke=24)
+    _, vocab, train_ids, _ = _wine(vocab_size, seq_len + 1)
+    x, y = train_ids[:, :-1], train_ids[:, 1:]
+    settings = {"network": dict(vocab_size=vocab_size, kind="lstm", embed_dim=100, units=128),
+                "seq_len": seq_len,
+                # sha256 of the vocabulary, one word a line: the weights mean nothing with other ids
+                "vocabulary_sha256": _sha256_lines(vocab)}
+    keras.utils.set_random_seed(1)
+    model = ar.build_text_model(**settings["network"])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
+    return Recipe("autoregressive", settings,
+                  dict(batch_size=64, optimizer="Adam", learning_rate=1e-3, training_reviews=len(x)),
+                  model, lambda seed: batches(x, y, batch_size=64, seed=seed), 64, "reviews",
+                  gdl.pick(full=6_000, cpu=6_000, smoke=4))
+
+
+def gpt_wine() -> Recipe:
+    """Chapter 9 §9.3: the GPT on wine reviews (VOCAB_SIZE, SEQ_LEN, EMBED_DIM, NUM_HEADS, KEY_DIM, FF_DIM, NUM_BLOCKS)."""
+    from gdl.models import transformer as tr
+
+    vocab_size = gdl.pick(full=10_000, cpu=3_000, smoke=1_000)
+    seq_len = gdl.pick(full=100, cpu=64, smoke=24)
+    _, vocab, train_ids, val_ids = _wine(vocab_size, seq_len + 1)
+    start = len(vocab)                       # the chapter's one extra token, <start>
+    vocab = vocab + ["<start>"]
+
+    def inputs(ids):                          # <start> + the first SEQ_LEN ids -> the next ids
+        return np.concatenate([np.full((len(ids), 1), start, "int32"), ids[:, :-1]], axis=1)
+
+    x, y, x_val, y_val = inputs(train_ids), train_ids, inputs(val_ids), val_ids
+    network = dict(vocab_size=len(vocab), max_len=seq_len + 1,
+                   embed_dim=gdl.pick(full=256, cpu=128, smoke=32),
+                   num_heads=gdl.pick(full=2, cpu=4, smoke=2),
+                   key_dim=gdl.pick(full=256, cpu=32, smoke=16),
+                   ff_dim=gdl.pick(full=256, cpu=512, smoke=64),
+                   num_blocks=gdl.pick(full=1, cpu=2, smoke=2),
+                   positions="learned", start_id=start, exclude_ids=[0, 1, start])
+    settings = {"network": network, "vocabulary_sha256": _sha256_lines(vocab)}
+    steps = gdl.pick(full=20_000, cpu=3_300, smoke=20)     # cpu: 15 passes over the reviews
+    # Many passes over 14,000 reviews overfit a 1.2M-parameter model: dropout 0.1 (the chapter's
+    # two-epoch run needs none) and a learning rate that decays to a tenth over the run.
+    dropout = 0.1
+    keras.utils.set_random_seed(1)
+    model = tr.GPT(**network, dropout=dropout)
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(schedule))
+
+    def evaluate(model) -> dict:
+        """Validation perplexity over the chapter's words (positions after the first), as §9.3."""
+        total = count = 0.0
+        for i in range(0, len(x_val), 256):
+            xb, yb = x_val[i:i + 256], y_val[i:i + 256]
+            nll = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
+                yb, model(xb), from_logits=True))[:, 1:]
+            real = yb[:, 1:] > 0
+            total += float(nll[real].sum())
+            count += float(real.sum())
+        return _perplexity(total, count)
+
+    return Recipe("transformer", settings,
+                  dict(batch_size=64, optimizer="Adam", learning_rate="cosine 1e-3 -> 1e-4",
+                       decay_steps=steps, dropout=dropout, training_reviews=len(x)),
+                  model, lambda seed: batches(x, y, batch_size=64, seed=seed), 64, "reviews",
+                  steps, evaluate)
+
+
+# In priority order (the order to run them in when time is short).
+RECIPES: dict[str, Callable[[], Recipe]] = {
+    f.__name__: f for f in (dcgan_bricks, diffusion_flowers, wgan_faces, cgan_blond, vae_faces,
+                            ebm_digits, pixelcnn_levels, pixelcnn_mixture, lstm_wine, gpt_wine)}
+
+
+# --------------------------------------------------------------------------- checkpoints
+def published_name(name: str) -> str:
+    """NAME in the `cpu` profile, NAME.PROFILE in the others (so `full` weights never replace `cpu` ones)."""
+    return gdl.weights.for_profile(name)
+
+
+def checkpoint_dir(name: str) -> Path:
+    return cache_dir() / "pretrain" / published_name(name)
+
+
+def _optimizers(model) -> dict:
+    found = dict(getattr(model, "optimizers", None) or {})
+    return found or {"optimizer": model.optimizer}
+
+
+def _seed_variables(model) -> list:
+    """The seed generators' states, which `save_weights` leaves out; restored so a resumed run
+    draws fresh noise rather than the noise of its first steps again."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    done = [p for p in folder.glob("step-*") if CHECKPOINT.match(p.name) and (p / "state.json").is_file()]
+    return max(done, key=lambda p: p.name) if done else None
+
+
+def save_checkpoint(folder: Path, model, state: dict) -> Path:
+    """Write weights + optimizer state + state.json into a fresh folder, then rename it into place."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step-{state['steps']:09d}"
+    if not final.exists():
+        state["seed_states"] = [keras.ops.convert_to_numpy(v.value).tolist()
+                                for v in _seed_variables(model)]
+        state["optimizer_iterations"] = {k: int(keras.ops.convert_to_numpy(o.iterations))
+                                         for k, o in _optimizers(model).items()}
+        work = Path(tempfile.mkdtemp(prefix=".step-", dir=folder))
+        try:
+            model.save_weights(work / "model.weights.h5")   # Keras includes every optimizer's variables
+            (work / "state.json").write_text(json.dumps(state, indent=1, ensure_ascii=False))
+            os.replace(work, final)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+    for old in folder.iterdir():   # earlier checkpoints, and any a killed run left half-written
+        if old != final and old.is_dir() and (CHECKPOINT.match(old.name) or old.name.startswith(".step-")):
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def restore(folder: Path, recipe: Recipe) -> dict | None:
+    """Load the latest checkpoint into the recipe's model; return its state (None: no checkpoint)."""
+    latest = latest_checkpoint(folder)
+    if latest is None:
+        return None
+    state = json.loads((latest / "state.json").read_text())
+    settings = _plain(recipe.settings)
+    problems = gdl.weights.settings_differences(settings, state["settings"])
+    if problems or set(settings) != set(state["settings"]):
+        raise SystemExit(f"The checkpoint in {folder} was made with other settings "
+                         f"({'; '.join(problems) or 'other entries'}). Delete that folder to start "
+                         "over with the recipe as it is now.")
+    model = recipe.model
+    optimizers = _optimizers(model)
+    for opt in optimizers.values():
+        if not opt.built:   # Keras builds a one-network model's optimizer at its first step
+            opt.build(model.trainable_variables)
+    model.load_weights(latest / "model.weights.h5")
+    for var, value in zip(_seed_variables(model), state.get("seed_states", [])):
+        var.assign(np.asarray(value, dtype=var.dtype))
+    got = {k: int(keras.ops.convert_to_numpy(o.iterations)) for k, o in optimizers.items()}
+    if got != state["optimizer_iterations"]:   # Keras only warns when it skips an optimizer
+        raise SystemExit(f"Restoring {latest} left the optimizers at {got} iterations, not "
+                         f"{state['optimizer_iterations']}; delete {folder} to start over.")
+    return state
+
+
+def warm_start(name: str, recipe: Recipe) -> dict | None:
+    """With no checkpoint here (a new machine), go on from the published weights, if their settings
+    match: the steps, time and history carry over; the optimizer starts afresh at the published
+    step count (so a learning-rate schedule goes on where it was), and the record says so."""
+    # only the store this command publishes to: its weights are the run's own earlier output
+    rec = gdl.weights.read_manifest(gdl.weights.weights_dir()).get(published_name(name))
+    if rec is None or gdl.weights.settings_differences(_plain(recipe.settings), rec["settings"]):
+        return None
+    model = recipe.model
+    for opt in _optimizers(model).values():
+        if not opt.built:
+            opt.build(model.trainable_variables)
+        opt.iterations.assign(int(rec["steps"]))
+    gdl.weights.load(published_name(name), model)
+    print(f"no checkpoint of {published_name(name)} here: going on from its published weights "
+          f"(step {rec['steps']:,}; the optimizer's moments start afresh)", flush=True)
+    history = [{"step": rec["steps"], "wall_seconds": rec["wall_seconds"], **{
+        k: v for k, v in rec.get("metrics", {}).items() if not k.startswith("validation")}}]
+    return {"name": name, "profile": rec["profile"], "settings": _plain(recipe.settings),
+            "steps": rec["steps"], "examples_seen": rec["examples_seen"],
+            "wall_seconds": rec["wall_seconds"], "history": history,
+            "sessions": list(rec.get("sessions", [])),
+            "optimizer_restarts": [*rec.get("optimizer_restarts", []), rec["steps"]]}
+
+
+# --------------------------------------------------------------------------- the run
+def command_line(argv: list[str]) -> str:
+    """The command as a reader would type it: the environment that matters, then the arguments."""
+    env = []
+    if gdl.profile() != "cpu":
+        env.append(f"GDL_PROFILE={gdl.profile()}")
+    if keras.backend.backend() != "tensorflow":
+        env.append(f"KERAS_BACKEND={keras.backend.backend()}")
+    return " ".join([*env, "python scripts/pretrain.py", shlex.join(argv)])
+
+
+def _fmt(logs: dict) -> str:
+    return ", ".join(f"{k} {v:.4g}" for k, v in logs.items())
+
+
+def train(name: str, recipe: Recipe, state: dict, folder: Path, target: int, minutes: float,
+          checkpoint_minutes: float) -> dict:
+    """Train in chunks until `target` steps or `minutes` of training; checkpoint every few minutes."""
+    session = state["sessions"][-1]
+    last_save = last_print = time.time()
+    rate = None   # steps per second of the last chunk (the first also compiles: an underestimate)
+    while True:
+        steps_left = target - state["steps"]
+        seconds_left = minutes * 60 - state["wall_seconds"]
+        if steps_left <= 0 or seconds_left <= 0:
+            break
+        # about a minute of work per chunk, less if checkpoints are due more often (a few steps
+        # for the first chunk, which also compiles)
+        span = min(60.0, checkpoint_minutes * 60, seconds_left)
+        chunk = min(steps_left, 5 if rate is None else max(1, int(rate * span)))
+        start = time.time()
+        # a fresh stream per chunk, seeded by the steps done: a resumed run goes on where it was
+        history = recipe.model.fit(recipe.stream(state["steps"]), steps_per_epoch=chunk, epochs=1,
+                                   verbose=0, callbacks=[NaNGuard()])
+        seconds = time.time() - start
+        rate = chunk / seconds
+        losses = {k: float(v[-1]) for k, v in history.history.items()}
+        state["steps"] += chunk
+        state["examples_seen"] += chunk * recipe.examples_per_step
+        state["wall_seconds"] += seconds
+        session["steps"] += chunk
+        session["wall_seconds"] += seconds
+        state["history"].append({"step": state["steps"], "wall_seconds": round(state["wall_seconds"], 1),
+                                 **losses})
+        now = time.time()
+        done = state["steps"] >= target or state["wall_seconds"] >= minutes * 60
+        if now - last_print >= 60 or done or len(state["history"]) == 1:
+            print(f"[{published_name(name)}] step {state['steps']:,}/{target:,} · {_fmt(losses)} · "
+                  f"{chunk / seconds:.2f} steps/s · {state['wall_seconds'] / 60:.1f} min trained",
+                  flush=True)
+            last_print = now
+        if now - last_save >= checkpoint_minutes * 60:
+            save_checkpoint(folder, recipe.model, state)
+            last_save = now
+    save_checkpoint(folder, recipe.model, state)
+    return state
+
+
+def publish(name: str, recipe: Recipe, state: dict) -> dict:
+    """Write the weights and their manifest record from the model as the checkpoint left it."""
+    sessions = [{**s, "wall_seconds": round(s["wall_seconds"], 1)} for s in state["sessions"]]
+    # the machine that did most of the training (the latest, on a tie); the command last typed
+    main = max(reversed(sessions), key=lambda s: s["steps"]) if sessions else {}
+    last = sessions[-1] if sessions else {}
+    metrics = {k: v for k, v in (state["history"][-1] if state["history"] else {}).items()
+               if k not in ("step", "wall_seconds")}
+    note = "mean losses over the final training chunk"
+    if recipe.evaluate is not None:
+        metrics.update(recipe.evaluate(recipe.model))
+        note += "; validation_*: the held-out split the chapter uses, at the end"
+    record = gdl.weights.save(published_name(name), recipe.model, {
+        "family": recipe.family, "recipe": name, "profile": state["profile"],
+        "settings": recipe.settings, "training": recipe.training,
+        "steps": state["steps"], "examples_seen": state["examples_seen"], "unit": recipe.unit,
+        "wall_seconds": round(state["wall_seconds"], 1),
+        "run_info": main.get("run_info", ""), "command": last.get("command", ""),
+        "metrics": {k: round(v, 5) for k, v in metrics.items()},
+        "metrics_note": note,
+        "optimizer_restarts": state.get("optimizer_restarts", []),
+        "sessions": sessions,
+    })
+    print(gdl.weights.describe(record))
+    print(f"wrote {gdl.weights.weights_dir() / record['file']} ({record['bytes'] / 1e6:.1f} MB) "
+          f"and its record in {gdl.weights.MANIFEST}")
+    return record
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", nargs="?", choices=sorted(RECIPES), metavar="NAME",
+                        help="one of: " + ", ".join(RECIPES))
+    parser.add_argument("--steps", type=int, help="total training steps to reach (default: the recipe's)")
+    parser.add_argument("--minutes", type=float, default=120.0,
+                        help="stop once this much training time is spent, summed over resumes (default 120)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
+                        help="minutes between checkpoints (default 5)")
+    parser.add_argument("--publish", action="store_true",
+                        help="publish the latest checkpoint's weights without training")
+    parser.add_argument("--list", action="store_true", help="list the recipes and exit")
+    args = parser.parse_args(argv)
+    if args.list or args.name is None:
+        for recipe in RECIPES.values():
+            print(f"{recipe.__name__:18s} {recipe.__doc__.splitlines()[0]}")
+        return None
+
+    name = args.name
+    info = gdl.run_info(display=False)
+    print(info, flush=True)
+    recipe = RECIPES[name]()
+    folder = checkpoint_dir(name)
+    state = restore(folder, recipe)
+    if args.publish:
+        if state is None:
+            raise SystemExit(f"No checkpoint of {published_name(name)} in {folder}: train first "
+                             f"({gdl.weights.pretrain_command(published_name(name))}).")
+        return publish(name, recipe, state)
+    if state is None and not args.publish:
+        state = warm_start(name, recipe)
+    if state is None:
+        state = {"name": name, "profile": gdl.profile(), "settings": _plain(recipe.settings),
+                 "steps": 0, "examples_seen": 0, "wall_seconds": 0.0, "history": [], "sessions": []}
+    else:
+        print(f"resuming {published_name(name)} from step {state['steps']:,} "
+              f"({state['wall_seconds'] / 60:.1f} min trained so far)", flush=True)
+        keras.utils.set_random_seed(state["steps"] % (2**31))   # fresh draws for the rest of the run
+    target = args.steps if args.steps is not None else recipe.steps
+    state["sessions"].append({"run_info": info, "command": command_line(argv), "steps": 0,
+                              "wall_seconds": 0.0})
+    try:
+        state = train(name, recipe, state, folder, target, args.minutes, args.checkpoint_minutes)
+    except (FloatingPointError, KeyboardInterrupt) as exc:
+        kept = latest_checkpoint(folder)
+        raise SystemExit(f"stopped ({exc or 'interrupted'}); the checkpoint {kept} is intact: the same "
+                         "command resumes from it.") from exc
+    if state["sessions"][-1]["steps"] == 0:
+        state["sessions"].pop()   # this session trained nothing; keep the record's history honest
+    return publish(name, recipe, state)
+
+
+if __name__ == "__main__":
+    main()
