@@ -1,8 +1,13 @@
 """Shared fixtures: the repo root, the shared data folder, and an isolated data folder."""
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
+import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,3 +41,38 @@ def empty_data_dir(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GDL_DATA_DIR", str(root))
     monkeypatch.delenv("GDL_OFFLINE", raising=False)
     return root
+
+
+# --------------------------------------------------------------------------- browser tests
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextlib.contextmanager
+def serve(folder):
+    """Serve `folder` over HTTP on a free local port; yield its address."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium not found: install Debian's `chromium` package (.ci/run does)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -2,22 +2,16 @@
 pages work in a real browser (headless Debian Chromium) with no network."""
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 import book
-from conftest import ROOT
+from conftest import ROOT, serve
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="session")
@@ -68,27 +62,8 @@ def test_colab_launch_button_opens_the_ipynb_twin(built_book):
 @pytest.fixture(scope="module")
 def site(built_book):
     html_dir, _ = built_book
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    handler = functools.partial(Quiet, directory=str(html_dir))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium not found: install Debian's `chromium` package (.ci/run does)", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serve(html_dir) as url:
+        yield url
 
 
 PAGES = ["book/intro"] + [str(p.relative_to(ROOT).with_suffix("")) for p in book.chapters()] + ["book/references"]

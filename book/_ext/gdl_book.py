@@ -1,4 +1,5 @@
-"""Sphinx glue for the book: pin the execution cache to the repo and ship plotly.js offline."""
+"""Sphinx glue for the book: pin the execution cache to the repo, ship plotly.js offline, and
+export the live generators with the browser runtime that runs them (gdl.live)."""
 from __future__ import annotations
 
 import os
@@ -26,8 +27,47 @@ def _configure(app, config):
     if not (static / "plotly.min.js").exists() or (static / "plotly.min.js").stat().st_size != src.stat().st_size:
         shutil.copyfile(src, static / "plotly.min.js")
     config.html_static_path = list(config.html_static_path) + [str(static)]
-    if "plotly.min.js" not in [js if isinstance(js, str) else js[0] for js in config.html_js_files]:
+    scripts = [js if isinstance(js, str) else js[0] for js in config.html_js_files]
+    if "plotly.min.js" not in scripts:
         config.html_js_files = list(config.html_js_files) + [("plotly.min.js", {})]
+    if "live.js" not in scripts:
+        config.html_js_files = list(config.html_js_files) + [("live.js", {"defer": "defer"})]
+    _live_files(static / "live", static / "ort")
+
+
+def _live_files(live: Path, ort: Path) -> None:
+    """Export every live generator whose weights are published, and copy in the runtime.
+
+    Neither is required: without them the pages keep the pictures made when they were executed,
+    and say why there is no live view (book/_static/live.js).
+    """
+    from sphinx.util import logging
+
+    log = logging.getLogger(__name__)
+    try:
+        import gdl.live
+        import gdl.weights
+    except ImportError as exc:     # a build without the book's package: no live views
+        log.info(f"live views: gdl not importable ({exc}); pages keep their pictures")
+        return
+    for name, model in gdl.live.LIVE_MODELS.items():
+        try:
+            gdl.weights.record(model.weights)
+        except gdl.weights.WeightsError:
+            log.info(f"live views: no published weights {model.weights!r}; {name} stays a picture")
+            continue
+        meta = gdl.live.export_live(name, live)
+        log.info(f"live views: {name}.onnx ({meta['onnx_bytes'] / 1e6:.1f} MB, "
+                 f"max |ONNX - Keras| {meta['parity_max_abs']:.1e})")
+    try:
+        folder = gdl.live.runtime()
+    except gdl.live.LiveError as exc:
+        log.info(f"live views: {exc}")
+        return
+    ort.mkdir(parents=True, exist_ok=True)
+    for file in gdl.live.ORT_FILES:
+        if not (ort / file).exists() or (ort / file).stat().st_size != (folder / file).stat().st_size:
+            shutil.copyfile(folder / file, ort / file)
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree):
