@@ -276,6 +276,23 @@ def cached_metrics(stem: str, keys, title: str, command: str) -> str:
         "```text", *keep, "```", ""])
 
 
+def cached_glue(stem: str) -> dict[str, str]:
+    """The values a chapter's cached run handed to its prose with myst-nb's ``glue``, as text."""
+    path = resolve([stem])[0]
+    cache = get_cache()
+    record = cache.match_cache_notebook(read_notebook(path))
+    values = {}
+    for cell in cached_notebook(record, cache).cells:
+        for out in cell.get("outputs", []):
+            name = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                data = out.get("data", {})
+                text = data.get("application/papermill.record/text/plain",
+                                data.get("text/plain", ""))
+                values[name] = str(text).strip("'\"")
+    return values
+
+
 # --------------------------------------------------------------------------- .ipynb twins
 def colab_cell_source() -> str:
     url = config()["repository"]["url"].rstrip("/")

@@ -1,0 +1,80 @@
+"""The published weights, and what they change in the chapters: writes benchmarks/weights.md.
+
+    python benchmarks/weights.py
+
+For every record in weights/manifest.json (the `smoke` test weights left out): how long it
+was trained (steps, passes over the data, wall time, sessions) and the held-out metrics the
+pretraining run recorded. Then, per model, the chapter's own yardstick for the short run it
+trains on the page ("before") and for the published weights ("after"), with the floor where
+the yardstick has one: read from the committed execution cache (the numbers the book shows),
+so they change only when a chapter is re-executed.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import book  # noqa: E402
+
+# model -> (chapter, yardstick, glue key before, glue key after, glue key of the floor or None)
+YARDSTICKS = {
+    "dcgan_bricks": ("ch04", "brick distance (Fréchet, brick classifier; lower is better)",
+                     "dc_distance", "long_distance", "brick_floor"),
+    "gpt_wine": ("ch09", "validation perplexity (lower is better)",
+                 "gpt_ppl", "writer_ppl", None),
+}
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+
+
+def _number(text: str | None) -> str:
+    if text is None:
+        return "–"
+    try:
+        return f"{float(text):.3g}"
+    except ValueError:
+        return text
+
+
+def report() -> str:
+    records = json.loads((ROOT / "weights" / "manifest.json").read_text())
+    published = {k: r for k, r in sorted(records.items()) if r.get("profile") != "smoke"}
+    lines = ["# Published weights", "",
+             "Written by `python benchmarks/weights.py` from `weights/manifest.json` and the "
+             "committed execution cache.", "",
+             "| weights | steps | examples seen | wall time | sessions | recorded metrics |",
+             "|---|---:|---:|---:|---:|---|"]
+    for name, r in published.items():
+        passes = ""
+        per_pass = r["training"].get("training_images") or r["training"].get("training_reviews")
+        if per_pass:
+            passes = f" ({r['examples_seen'] / per_pass:.0f} passes)"
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in r.get("metrics", {}).items())
+        lines.append(f"| `{name}` | {r['steps']:,} | {r['examples_seen']:,} {r['unit']}{passes} | "
+                     f"{_hours(r['wall_seconds'])} | {len(r.get('sessions', [])) or 1} | {metrics} |")
+    lines += ["", "Each run's machine line and exact command are in its manifest record.", "",
+              "## Before and after, in the chapters", "",
+              "| weights | chapter | yardstick | trained on the page | published weights | floor |",
+              "|---|---|---|---:|---:|---:|"]
+    for name, (chapter, what, before, after, floor) in YARDSTICKS.items():
+        if name not in published:
+            continue
+        try:
+            glued = book.cached_glue(chapter)
+        except KeyError:
+            glued = {}
+        lines.append(f"| `{name}` | {chapter} | {what} | {_number(glued.get(before))} | "
+                     f"{_number(glued.get(after))} | {_number(glued.get(floor)) if floor else '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    text = report()
+    (HERE / "weights.md").write_text(text)
+    print(text)
