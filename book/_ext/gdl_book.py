@@ -70,13 +70,22 @@ def _live_files(live: Path, ort: Path) -> None:
             shutil.copyfile(folder / file, ort / file)
 
 
-def _dedupe_scripts(app, pagename, templatename, context, doctree):
+# Scripts a page loads only when its body uses them: plotly.js is 4.8 MB.
+_ONLY_WHERE_USED = {"plotly.min.js": "plotly-graph-div", "live.js": "gdl-live"}
+
+
+def _page_scripts(app, pagename, templatename, context, doctree):
     # sphinx-thebe's inline config script gets registered twice under Jupyter Book 1.x,
     # which is a "redeclared const" error in the browser console; keep the first copy.
+    body = context.get("body", "")
     seen, unique = set(), []
     for script in context.get("script_files", []):
+        filename = getattr(script, "filename", str(script)) or ""
+        marker = _ONLY_WHERE_USED.get(Path(filename).name)
+        if marker and marker not in body:
+            continue
         attrs = getattr(script, "attributes", {}) or {}
-        key = (getattr(script, "filename", str(script)) or "", tuple(sorted((k, str(v)) for k, v in attrs.items())))
+        key = (filename, tuple(sorted((k, str(v)) for k, v in attrs.items())))
         if key not in seen:
             seen.add(key)
             unique.append(script)
@@ -85,5 +94,5 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.connect("config-inited", _configure, priority=900)
-    app.connect("html-page-context", _dedupe_scripts)
+    app.connect("html-page-context", _page_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
