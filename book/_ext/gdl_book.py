@@ -2,6 +2,7 @@
 export the live generators with the browser runtime that runs them (gdl.live)."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -39,7 +40,8 @@ def _live_files(live: Path, ort: Path) -> None:
     """Export every live generator whose weights are published, and copy in the runtime.
 
     Neither is required: without them the pages keep the pictures made when they were executed,
-    and say why there is no live view (book/_static/live.js).
+    and say why there is no live view (book/_static/live.js). live/index.json tells the pages
+    which models and whether the runtime are here, so they never ask for a missing file.
     """
     from sphinx.util import logging
 
@@ -49,6 +51,8 @@ def _live_files(live: Path, ort: Path) -> None:
         import gdl.weights
     except ImportError as exc:     # a build without the book's package: no live views
         log.info(f"live views: gdl not importable ({exc}); pages keep their pictures")
+        live.mkdir(parents=True, exist_ok=True)
+        (live / "index.json").write_text(json.dumps({"models": [], "runtime": False}))
         return
     for name, model in gdl.live.LIVE_MODELS.items():
         try:
@@ -63,11 +67,13 @@ def _live_files(live: Path, ort: Path) -> None:
         folder = gdl.live.runtime()
     except gdl.live.LiveError as exc:
         log.info(f"live views: {exc}")
-        return
-    ort.mkdir(parents=True, exist_ok=True)
-    for file in gdl.live.ORT_FILES:
-        if not (ort / file).exists() or (ort / file).stat().st_size != (folder / file).stat().st_size:
-            shutil.copyfile(folder / file, ort / file)
+        folder = None
+    else:
+        ort.mkdir(parents=True, exist_ok=True)
+        for file in gdl.live.ORT_FILES:
+            if not (ort / file).exists() or (ort / file).stat().st_size != (folder / file).stat().st_size:
+                shutil.copyfile(folder / file, ort / file)
+    gdl.live.write_index(live, runtime=folder is not None)
 
 
 # Scripts a page loads only when its body uses them: plotly.js is 4.8 MB.

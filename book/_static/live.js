@@ -4,9 +4,15 @@
  * picture drawn when the chapter ran. On a page served over HTTP this script fetches the
  * model's description (_static/live/NAME.json) and ONNX file, loads ONNX Runtime Web from
  * _static/ort/ (only on pages that have a live view), and replaces the picture with the
- * generator running live: new samples on a click, sliders that move every latent vector along a
- * fixed direction. Where any of that is missing the picture stays, with a line saying why.
- * window.gdlLive.widgets[NAME] exposes run(z, n) for the book's browser tests.
+ * model running live. Two kinds (the description's "kind"):
+ *  - "latent-grid" (a GAN generator): new samples on a click, sliders that move every latent
+ *    vector along a fixed direction;
+ *  - "ddim" (a diffusion model's noise-predicting U-Net): DDIM sampling from seeded noise, as
+ *    gdl.models.diffusion.DiffusionModel.generate does it, with a slider for the number of
+ *    steps, drawing every step's estimate of the clean images as it goes.
+ * Where any of that is missing the picture stays, with a line saying why.
+ * window.gdlLive.widgets[NAME] exposes run(z, n) (latent-grid) or sample(noise, n, steps)
+ * (ddim) for the book's browser tests.
  */
 (function () {
   "use strict";
@@ -72,6 +78,15 @@
     }
     let meta, session, ort;
     try {
+      // The build lists what it exported and whether it shipped the runtime, so that a view
+      // it could not make asks for nothing that is not there.
+      const listing = await fetch(new URL("live/index.json", base));
+      if (!listing.ok) throw new Error("this build exported no live models");
+      const index = await listing.json();
+      if (!index.models.includes(settings.model)) {
+        throw new Error(`this build has no published weights for ${settings.model}`);
+      }
+      if (!index.runtime) throw new Error("this build could not fetch ONNX Runtime Web");
       const response = await fetch(new URL(`live/${settings.model}.json`, base));
       if (!response.ok) throw new Error(`this build has no live/${settings.model}.json`);
       meta = await response.json();
@@ -85,8 +100,38 @@
       return;
     }
 
+    const kind = meta.kind || "latent-grid";
+    const widget = { "latent-grid": latentGrid, ddim: ddimSampler }[kind];
+    if (!widget) {
+      note.textContent = `This script cannot run a live view of kind "${kind}"; the picture ` +
+        "above was made when the page was executed.";
+      root.dataset.state = "static";
+      return;
+    }
+    await widget(root, settings, meta, session, ort);
+  }
+
+  // One image (H*W*C values of `pixels` from `offset` on) drawn at (x, y) on `context`,
+  // width x height screen pixels, its values mapped from range [lo, hi] to black..white.
+  function drawImage(context, scratch, pixels, offset, shape, range, x, y, width, height) {
+    const [h, w, c] = shape;
+    const [lo, hi] = range;
+    const sc = scratch.getContext("2d");
+    const image = sc.createImageData(w, h);
+    for (let p = 0; p < h * w; p++) {
+      for (let ch = 0; ch < 3; ch++) {
+        const v = pixels[offset + p * c + (c === 1 ? 0 : ch)];
+        image.data[4 * p + ch] = Math.round(255 * Math.min(1, Math.max(0, (v - lo) / (hi - lo))));
+      }
+      image.data[4 * p + 3] = 255;
+    }
+    sc.putImageData(image, 0, 0);
+    context.drawImage(scratch, x, y, width, height);
+  }
+
+  // ------------------------------------------------------------------ latent grid (a GAN)
+  async function latentGrid(root, settings, meta, session, ort) {
     const [h, w, c] = meta.output_shape;
-    const [lo, hi] = meta.value_range;
     const size = meta.input_size;
     const n = settings.n;
     const ncols = settings.ncols;
@@ -137,19 +182,10 @@
     function draw(pixels) {
       context.fillStyle = "#fff";
       context.fillRect(0, 0, canvas.width, canvas.height);
-      const sc = scratch.getContext("2d");
-      const image = sc.createImageData(w, h);
       for (let i = 0; i < n; i++) {
-        for (let p = 0; p < h * w; p++) {
-          for (let ch = 0; ch < 3; ch++) {
-            const v = pixels[(i * h * w + p) * c + (c === 1 ? 0 : ch)];
-            image.data[4 * p + ch] = Math.round(255 * Math.min(1, Math.max(0, (v - lo) / (hi - lo))));
-          }
-          image.data[4 * p + 3] = 255;
-        }
-        sc.putImageData(image, 0, 0);
         const col = i % ncols, row = Math.floor(i / ncols);
-        context.drawImage(scratch, col * (w + 1) * scale, row * (h + 1) * scale, w * scale, h * scale);
+        drawImage(context, scratch, pixels, i * h * w * c, meta.output_shape, meta.value_range,
+                  col * (w + 1) * scale, row * (h + 1) * scale, w * scale, h * scale);
       }
     }
 
@@ -186,6 +222,206 @@
       input.addEventListener("input", function () { amounts[k] = parseFloat(input.value); render(); });
     });
     registry.widgets[settings.model] = { meta: meta, run: run, render: render, canvas: canvas };
+    await render();
+  }
+
+  // ------------------------------------------------------------------ DDIM (a diffusion model)
+  // The page runs the sampler of gdl.models.diffusion (ddim_sample, DiffusionModel.generate)
+  // around the exported EMA U-Net, with the same step times and the same update, so that the
+  // same noise gives Keras' images.
+  async function ddimSampler(root, settings, meta, session, ort) {
+    const [h, w, c] = meta.image_shape;
+    const perImage = h * w * c;
+    const n = settings.n;
+    const ncols = settings.ncols;
+    const nrows = Math.ceil(n / ncols);
+    const scale = settings.scale;
+    const maxSteps = 20;
+    const [noisyName, varianceName] = meta.inputs;   // the U-Net's inputs, by name
+
+    // Offset cosine schedule: the angle runs linearly in t from acos(max_signal) at t = 0 to
+    // acos(min_signal) at t = 1, signal rate = cos, noise rate = sin. The signal rate never
+    // reaches 0, where the clean-image estimate (which divides by it) would be 0/0.
+    const startAngle = Math.acos(meta.schedule.max_signal);
+    const endAngle = Math.acos(meta.schedule.min_signal);
+    function rates(t) {
+      const angle = startAngle + t * (endAngle - startAngle);
+      return { signal: Math.cos(angle), noise: Math.sin(angle) };
+    }
+
+    // The network sees pixels standardised per channel, (p - mean) / std, so pixel values
+    // 0 and 1 are pixelLow[ch] and pixelHigh[ch] there.
+    const mean = meta.mean, std = meta.std;
+    const pixelLow = mean.map(function (m, ch) { return (0 - m) / std[ch]; });
+    const pixelHigh = mean.map(function (m, ch) { return (1 - m) / std[ch]; });
+    function toPixels(x) {                 // denormalise and clip to [0, 1]
+      const out = new Float32Array(x.length);
+      for (let j = 0; j < x.length; j++) {
+        const ch = j % c;
+        out[j] = Math.min(1, Math.max(0, x[j] * std[ch] + mean[ch]));
+      }
+      return out;
+    }
+
+    // One network call at a time: a session runs one request, and the test's sample() may
+    // come while the page's own sampling is still going.
+    let queue = Promise.resolve();
+    function predictNoise(x, count, noiseRate) {
+      const variance = new Float32Array(count).fill(noiseRate * noiseRate);
+      const feeds = {
+        [noisyName]: new ort.Tensor("float32", x, [count, h, w, c]),
+        [varianceName]: new ort.Tensor("float32", variance, [count, 1, 1, 1]),
+      };
+      const result = queue.then(function () { return session.run(feeds); });
+      queue = result.catch(function () {});
+      return result.then(function (out) { return out[session.outputNames[0]].data; });
+    }
+
+    // DDIM from t = 1 (noise) to t = 0 in `steps` equal steps. Each step splits the current
+    // images into an estimate of the clean image (clipped to the pixel range) and of the noise,
+    // and mixes the two again at the next, lower noise level. onStep(i, x, cleanEstimate) sees
+    // each step (x: the images that went into it); if it returns false the sampling stops.
+    // Returns the last clean estimate as pixels in [0, 1].
+    async function ddim(noise, count, steps, onStep) {
+      let x = Float32Array.from(noise);
+      let clean = null;
+      for (let i = 0; i < steps; i++) {
+        const t = 1 - i / steps;
+        const now = rates(t), next = rates(t - 1 / steps);
+        const eps = await predictNoise(x, count, now.noise);
+        clean = new Float32Array(x.length);
+        const after = new Float32Array(x.length);
+        for (let j = 0; j < x.length; j++) {
+          const ch = j % c;
+          const x0 = Math.fround(Math.min(pixelHigh[ch], Math.max(pixelLow[ch],
+            (x[j] - now.noise * eps[j]) / now.signal)));
+          // the noise estimate that goes with the clipped clean estimate
+          const e = Math.fround((x[j] - now.signal * x0) / now.noise);
+          clean[j] = x0;
+          after[j] = next.signal * x0 + next.noise * e;
+        }
+        if (onStep && (await onStep(i, x, clean)) === false) return null;
+        x = after;
+      }
+      return toPixels(clean);
+    }
+
+    const rand = uniform(settings.seed + 1);
+    let noise = normals(rand, n * perImage);
+    let steps = Math.min(maxSteps, Math.max(1, settings.steps));
+
+    const panel = element("div", { class: "gdl-live-panel" });
+    const canvas = element("canvas", {
+      width: (ncols * (w + 1) - 1) * scale, height: (nrows * (h + 1) - 1) * scale,
+      class: "gdl-live-canvas", "aria-label": `samples from the ${meta.what}`,
+    });
+    const controls = element("div", { class: "gdl-live-controls" });
+    const again = element("button", { type: "button" }, "new samples");
+    const label = element("label", {}, "steps ");
+    const slider = element("input", { type: "range", min: "1", max: String(maxSteps), step: "1",
+                                      value: String(steps) });
+    const shown = element("output", {}, String(steps));
+    label.append(slider, " ", shown);
+    controls.append(again, label);
+    // The first sample, step by step: the images that go into each step (top row) and the
+    // network's estimate of the clean image made from them (bottom row).
+    const trajectory = element("canvas", {
+      width: canvas.width, class: "gdl-live-canvas gdl-live-trajectory",
+      "aria-label": "the first sample, step by step",
+    });
+    const trajectoryNote = element("p", { class: "gdl-live-note" },
+      "The first sample, step by step: top, the image x\u209c going into each step (pure noise " +
+      "first); bottom, the network's estimate of the clean image made from it.");
+    const status = element("p", { class: "gdl-live-status" });
+    panel.append(canvas, controls, trajectory, trajectoryNote, status);
+    root.querySelector(".gdl-live-static").replaceWith(panel);
+
+    const scratch = element("canvas", { width: w, height: h });
+    const context = canvas.getContext("2d");
+    const strip = trajectory.getContext("2d");
+    const mb = (meta.onnx_bytes / 1e6).toFixed(1);
+    const gap = 2;
+    let tile = w;          // the trajectory's image size for the current number of steps
+
+    function drawGrid(pixels) {
+      context.imageSmoothingEnabled = false;
+      context.fillStyle = "#fff";
+      context.fillRect(0, 0, canvas.width, canvas.height);
+      for (let i = 0; i < n; i++) {
+        const col = i % ncols, row = Math.floor(i / ncols);
+        drawImage(context, scratch, pixels, i * perImage, meta.image_shape, [0, 1],
+                  col * (w + 1) * scale, row * (h + 1) * scale, w * scale, h * scale);
+      }
+    }
+    function clearTrajectory() {
+      // as large as the grid's width allows, never above the grid's own scale
+      tile = Math.max(8, Math.min(w * scale, Math.floor((canvas.width + gap) / steps) - gap));
+      trajectory.height = 2 * tile + gap;      // (resizing also clears it)
+      strip.imageSmoothingEnabled = false;
+      strip.fillStyle = "#fff";
+      strip.fillRect(0, 0, trajectory.width, trajectory.height);
+    }
+    function drawStep(i, x, clean) {        // only the first sample: its values come first
+      const first = function (a) { return toPixels(a.subarray(0, perImage)); };
+      drawImage(strip, scratch, first(x), 0, meta.image_shape, [0, 1],
+                i * (tile + gap), 0, tile, tile);
+      drawImage(strip, scratch, first(clean), 0, meta.image_shape, [0, 1],
+                i * (tile + gap), tile + gap, tile, tile);
+    }
+    function paint() {                       // let the browser show the step just drawn
+      return new Promise(function (resolve) { setTimeout(resolve, 0); });
+    }
+
+    // A request made while sampling (new noise, other steps) stops the running sampling after
+    // its current step and starts again.
+    let requested = 0, running = false;
+    async function render() {
+      requested++;
+      if (running) return;
+      running = true;
+      try {
+        for (;;) {
+          const mine = requested;
+          drawGrid(toPixels(noise));
+          clearTrajectory();
+          let computing = 0, since = performance.now();   // network and arithmetic, not drawing
+          const pixels = await ddim(noise, n, steps, async function (i, x, clean) {
+            computing += performance.now() - since;
+            drawGrid(toPixels(clean));
+            drawStep(i, x, clean);
+            await paint();
+            since = performance.now();
+            return requested === mine;
+          });
+          if (pixels) {
+            drawGrid(pixels);
+            status.textContent = `${meta.what}: ${mb} MB, ${n} samples in ${steps} DDIM ` +
+              `step${steps > 1 ? "s" : ""} (one U-Net call each): ${computing.toFixed(0)} ms in ` +
+              "this browser (ONNX Runtime Web, one thread). The U-Net was trained for " +
+              `${meta.steps.toLocaleString("en")} steps.`;
+            root.dataset.state = "live";
+          }
+          if (requested === mine) break;
+        }
+      } finally {
+        running = false;
+      }
+    }
+
+    again.addEventListener("click", function () {
+      noise = normals(rand, n * perImage);
+      render();
+    });
+    slider.addEventListener("input", function () {
+      steps = parseInt(slider.value, 10);
+      shown.textContent = String(steps);
+      render();
+    });
+    registry.widgets[settings.model] = {
+      meta: meta, render: render, canvas: canvas, trajectory: trajectory,
+      // the final images, (count, H, W, C) values in [0, 1], for `steps` steps from `noise`
+      sample: function (initial, count, sampleSteps) { return ddim(initial, count, sampleSteps); },
+    };
     await render();
   }
 

@@ -8,7 +8,10 @@ Three parts, used by the book's build (``book/_ext/gdl_book.py``) and by the cha
   above a tolerance);
 - `LIVE_MODELS` names the generating part of each published model that a page runs live, and
   `export_live` exports it, from the published weights, with a small JSON description the
-  page's script reads (input size, value range, file size, the parity measured);
+  page's script reads (input size, value range, file size, the parity measured, and what the
+  widget of its `kind` needs: a "latent-grid" maps latent vectors to images in one network call,
+  a "ddim" diffusion model is a noise-predicting network the page calls once per sampling
+  step, so the page also gets the noise schedule and the pixel normalisation);
 - `runtime` fetches the pinned ``onnxruntime-web`` package from the npm registry once, checks it
   against the integrity hash the registry publishes, and keeps the three files a page needs.
 
@@ -49,15 +52,20 @@ class LiveError(DataError):
 
 
 # --------------------------------------------------------------------------- export
-def export_onnx(model, path: str | os.PathLike, inputs: np.ndarray,
+def export_onnx(model, path: str | os.PathLike, inputs,
                 tolerance: float = TOLERANCE) -> float:
-    """Export `model` (one input) to ONNX at `path`; return max |ONNX - Keras| on `inputs`."""
+    """Export `model` to ONNX at `path`; return max |ONNX - Keras| on `inputs`.
+
+    inputs: one array for a model with one input, or a list with one array per input, in the
+    order of the model's inputs (the ONNX file keeps that order and the inputs' names).
+    """
     import onnxruntime as ort
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    inputs = np.asarray(inputs, dtype="float32")
-    expected = np.asarray(model(inputs))          # also builds a model never called before
+    several = isinstance(inputs, (list, tuple))
+    feeds = [np.asarray(x, dtype="float32") for x in (inputs if several else [inputs])]
+    expected = np.asarray(model(feeds if several else feeds[0]))   # also builds a new model
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
@@ -65,7 +73,11 @@ def export_onnx(model, path: str | os.PathLike, inputs: np.ndarray,
             warnings.simplefilter("ignore", FutureWarning)
             model.export(tmp, format="onnx", verbose=False)
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: inputs})[0]
+        names = [i.name for i in session.get_inputs()]
+        if len(names) != len(feeds):
+            raise LiveError(f"ONNX export of {model.name} takes {len(names)} inputs, "
+                            f"{len(feeds)} were given")
+        got = session.run(None, dict(zip(names, feeds)))[0]
         if got.shape != expected.shape:
             raise LiveError(f"ONNX export of {model.name} gives shape {got.shape}, Keras "
                             f"{expected.shape}")
@@ -88,9 +100,14 @@ class LiveModel:
 
     weights: str                  # recipe name in the weights store (its cpu weights)
     build: Callable[[dict], object]   # manifest settings -> (full model, generating part)
-    input_size: Callable[[dict], int]
-    value_range: tuple[float, float]  # what the output spans, mapped to black..white
+    input_size: Callable[[dict], int]  # normal draws per sample (latent size; noise pixels)
+    value_range: tuple[float, float]  # what the samples span, mapped to black..white
     what: str                         # for the widget's caption
+    kind: str = "latent-grid"         # the widget live.js builds for it
+    # settings, rng -> example inputs for the parity check (default: 4 latent vectors)
+    probe: Callable[[dict, np.random.Generator], object] | None = None
+    # settings, generating part -> the kind's own fields of the page's description
+    describe: Callable[[dict, object], dict] | None = None
 
 
 def _dcgan(settings: dict):
@@ -102,10 +119,60 @@ def _dcgan(settings: dict):
     return model, model.generator
 
 
+def _diffusion(settings: dict):
+    from gdl.models.diffusion import DiffusionModel, build_unet
+
+    model = DiffusionModel(build_unet(**settings["network"]), settings["mean"], settings["std"],
+                           schedule=settings["schedule"])
+    return model, model.ema_network     # generate() samples with the EMA weights
+
+
+def _image_shape(settings: dict) -> list[int]:
+    import inspect
+
+    from gdl.models.diffusion import build_unet
+
+    net = settings["network"]
+    channels = net.get("channels", inspect.signature(build_unet).parameters["channels"].default)
+    return [net["image_size"], net["image_size"], channels]
+
+
+def _diffusion_probe(settings: dict, rng: np.random.Generator) -> list[np.ndarray]:
+    """Noise images at noise variances from the whole schedule (t = 1, 2/3, 1/3, 0)."""
+    from gdl.models.diffusion import SCHEDULES
+
+    t = np.linspace(1.0, 0.0, 4, dtype="float32").reshape(-1, 1, 1, 1)
+    _, noise_rate = SCHEDULES[settings["schedule"]](t)
+    noise = rng.normal(size=(4, *_image_shape(settings))).astype("float32")
+    return [noise, np.asarray(noise_rate, "float32") ** 2]
+
+
+def _diffusion_description(settings: dict, network) -> dict:
+    """What the page's DDIM sampler needs besides the network: the schedule and normalisation."""
+    import inspect
+
+    from gdl.models.diffusion import offset_cosine_schedule
+
+    if settings["schedule"] != "offset cosine":
+        raise LiveError(f"live.js samples with the offset cosine schedule only, not "
+                        f"{settings['schedule']!r}")
+    defaults = inspect.signature(offset_cosine_schedule).parameters
+    return {"image_shape": _image_shape(settings),
+            "schedule": {"name": "offset cosine", "max_signal": defaults["max_signal"].default,
+                         "min_signal": defaults["min_signal"].default},
+            "mean": [float(v) for v in settings["mean"]],
+            "std": [float(v) for v in settings["std"]],
+            "inputs": [t.name for t in network.inputs]}   # (noisy images, noise variance)
+
+
 LIVE_MODELS: dict[str, LiveModel] = {
     "dcgan_bricks": LiveModel("dcgan_bricks", _dcgan,
                               lambda s: s["generator"]["latent_dim"], (-1.0, 1.0),
                               "DCGAN generator, LEGO bricks (chapter 4)"),
+    "diffusion_flowers": LiveModel("diffusion_flowers", _diffusion,
+                                   lambda s: int(np.prod(_image_shape(s))), (0.0, 1.0),
+                                   "DDIM diffusion model, flowers (chapter 8)", kind="ddim",
+                                   probe=_diffusion_probe, describe=_diffusion_description),
 }
 
 
@@ -126,25 +193,45 @@ def export_live(name: str, folder: str | os.PathLike, weights_name: str | None =
     if onnx_path.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if (meta.get("weights_sha256") == record["sha256"]
+                and meta.get("kind", "latent-grid") == live.kind
                 and meta.get("gdl") == gdl.__version__
                 and meta.get("onnx_bytes") == onnx_path.stat().st_size):
             return meta
     model, part = live.build(record["settings"])
     gdl.weights.load(weights_name, model, record["settings"])
     size = live.input_size(record["settings"])
-    probe = np.random.default_rng(0).normal(size=(4, size)).astype("float32")
+    rng = np.random.default_rng(0)
+    probe = (live.probe(record["settings"], rng) if live.probe
+             else rng.normal(size=(4, size)).astype("float32"))
     diff = export_onnx(part, onnx_path, probe)
-    meta = {"name": name, "weights": weights_name, "weights_sha256": record["sha256"],
+    meta = {"name": name, "kind": live.kind, "weights": weights_name,
+            "weights_sha256": record["sha256"],
             "steps": record["steps"], "what": live.what, "input_size": size,
             "output_shape": list(part.output_shape[1:]), "value_range": list(live.value_range),
             "onnx_bytes": onnx_path.stat().st_size, "parity_max_abs": diff,
-            "gdl": gdl.__version__}
+            "gdl": gdl.__version__,
+            **(live.describe(record["settings"], part) if live.describe else {})}
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".json", dir=folder)
     with os.fdopen(fd, "w") as f:
         json.dump(meta, f, indent=1)
     os.chmod(tmp, 0o644)
     os.replace(tmp, meta_path)
     return meta
+
+
+def write_index(folder: str | os.PathLike, runtime: bool) -> dict:
+    """Write folder/index.json: the models exported there and whether the page has the runtime.
+
+    The page's script reads it first, so that a view the build could not make asks the server
+    for nothing that is not there.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    models = sorted(p.stem for p in folder.glob("*.json")
+                    if p.name != "index.json" and (folder / f"{p.stem}.onnx").exists())
+    index = {"models": models, "runtime": bool(runtime)}
+    (folder / "index.json").write_text(json.dumps(index))
+    return index
 
 
 # --------------------------------------------------------------------------- the browser runtime

@@ -1,0 +1,136 @@
+"""Live models: size of each exported model and its time per generation in headless Chromium
+(ONNX Runtime Web, one thread) next to Keras on the same machine; writes benchmarks/live.md.
+
+    python benchmarks/live.py [--repeats 20] [--smoke] [NAME ...]
+
+The two are timed alternately in one run (a browser call, then a Keras call, ...), each on the
+same inputs, after a warm-up; the report gives medians and the median of the per-pair ratios.
+A generation is 16 samples: one generator call for a GAN, DDIM_STEPS network calls for the
+diffusion model. The Keras side runs eagerly with TensorFlow's default threads (both cores),
+the way a chapter calls it. --smoke times the tiny smoke weights (a check of the script).
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(HERE))
+
+from common import machine  # noqa: E402
+
+BATCH = 16
+DDIM_STEPS = 10
+
+
+def measure(name: str, weights: str, repeats: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    import gdl.live
+    import gdl.weights
+    from conftest import CHROMIUM, CHROMIUM_ARGS, serve
+    from gdl.viz.live import live_diffusion, live_generator
+
+    live = gdl.live.LIVE_MODELS[name]
+    record = gdl.weights.record(weights)
+    model, part = live.build(record["settings"])
+    gdl.weights.load(weights, model, record["settings"])
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp)
+        static = site / "_static"
+        meta = gdl.live.export_live(name, static / "live", weights_name=weights)
+        shutil.copytree(gdl.live.runtime(), static / "ort")
+        gdl.live.write_index(static / "live", runtime=True)
+        shutil.copy(ROOT / "book" / "_static" / "live.js", static / "live.js")
+        rng = np.random.default_rng(0)
+        if live.kind == "ddim":
+            shape = meta["image_shape"]
+            widget = live_diffusion(name, np.zeros((BATCH, *shape)), steps=DDIM_STEPS)
+            x = rng.normal(size=(BATCH, *shape)).astype("float32")
+            timed_js = """async x => { const w = window.gdlLive.widgets[%r];
+                const t = performance.now(); await w.sample(new Float32Array(x), %d, %d);
+                return performance.now() - t; }""" % (name, BATCH, DDIM_STEPS)
+
+            def keras_call():
+                np.asarray(model.generate(initial_noise=x, steps=DDIM_STEPS))
+        else:
+            shape = meta["output_shape"]
+            widget = live_generator(name, np.zeros((BATCH, *shape)))
+            x = rng.normal(size=(BATCH, meta["input_size"])).astype("float32")
+            timed_js = """async z => { const w = window.gdlLive.widgets[%r];
+                const t = performance.now(); await w.run(new Float32Array(z), %d);
+                return performance.now() - t; }""" % (name, BATCH)
+
+            def keras_call():
+                np.asarray(part(x, training=False))
+        (site / "page.html").write_text(
+            "<!doctype html><html><head><link rel='icon' href='data:,'>"
+            f"<script src='_static/live.js' defer></script></head><body>{widget.data}</body></html>")
+        browser_ms, keras_ms = [], []
+        with serve(site) as url, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            tab = browser.new_page()
+            tab.goto(f"{url}/page.html")
+            tab.wait_for_selector("div.gdl-live[data-state=live]", timeout=120_000)
+            for i in range(repeats + 3):            # the first three are warm-up
+                b = tab.evaluate(timed_js, x.ravel().tolist())
+                t = time.perf_counter()
+                keras_call()
+                k = (time.perf_counter() - t) * 1000
+                if i >= 3:
+                    browser_ms.append(b)
+                    keras_ms.append(k)
+            browser.close()
+    ratios = np.array(browser_ms) / np.array(keras_ms)
+    what = f"{BATCH} samples" + (f", {DDIM_STEPS} DDIM steps" if live.kind == "ddim" else "")
+    return dict(name=name, weights=weights, what=what, onnx_mb=meta["onnx_bytes"] / 1e6,
+                parity=meta["parity_max_abs"], browser=float(np.median(browser_ms)),
+                keras=float(np.median(keras_ms)), ratio=float(np.median(ratios)), n=repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help="time the smoke weights instead")
+    parser.add_argument("names", nargs="*", help="live models (default: all)")
+    args = parser.parse_args()
+    import gdl.live
+
+    import gdl.weights
+
+    rows = []
+    for name in args.names or gdl.live.LIVE_MODELS:
+        weights = gdl.live.LIVE_MODELS[name].weights + (".smoke" if args.smoke else "")
+        try:
+            gdl.weights.record(weights)
+        except gdl.weights.WeightsError:
+            print(f"{name}: no weights {weights!r} published; skipped")
+            continue
+        rows.append(measure(name, weights, args.repeats))
+    command = " ".join(["python benchmarks/live.py", *sys.argv[1:]])
+    lines = ["# Live models: size and time per generation", "",
+             f"`{command}` on {machine()}; headless "
+             "Debian Chromium, ONNX Runtime Web (WebAssembly, one thread). Medians over "
+             "alternating calls.", "",
+             "| model (weights) | a generation | ONNX | max abs ONNX - Keras | browser, ms "
+             "| Keras, ms | browser / Keras |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['name']} (`{r['weights']}`) | {r['what']} | {r['onnx_mb']:.2f} MB | "
+                     f"{r['parity']:.1e} | "
+                     f"{r['browser']:.1f} | {r['keras']:.1f} | {r['ratio']:.2f} |")
+    text = "\n".join(lines) + "\n"
+    (HERE / "live.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
