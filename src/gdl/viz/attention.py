@@ -68,11 +68,13 @@ def attention_viewer(weights, tokens, *, layer_names=None, title: str = "",
         title=dict(text=f"{title} — {views[0][0]}" if title else views[0][0], x=0.01,
                    y=0.99, yanchor="top"),
         template="plotly_white", height=height, width=width,
-        margin=dict(l=10, r=10, t=90, b=10),
+        margin=dict(l=10, r=10, t=70, b=10),
+        # The menu sits in the top margin beside the title; the token axis goes below the map
+        # so its slanted labels and axis title do not collide with either.
         updatemenus=[dict(buttons=buttons, direction="down", x=1.0, xanchor="right",
-                          y=1.08, yanchor="bottom", showactive=True, active=0)],
+                          y=1.02, yanchor="bottom", showactive=True, active=0)],
         xaxis=dict(title="attended to (key)", tickangle=-60, tickfont=dict(size=10),
-                   side="top", showgrid=False),
+                   side="bottom", showgrid=False),
         yaxis=dict(title="attending token (query)", autorange="reversed",
                    tickfont=dict(size=10), showgrid=False))
     return fig
