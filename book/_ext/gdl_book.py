@@ -76,6 +76,83 @@ def _live_files(live: Path, ort: Path) -> None:
     gdl.live.write_index(live, runtime=folder is not None)
 
 
+# --------------------------------------------------------------------------- bibliography
+def _surname(person) -> str:
+    from pybtex.richtext import Text
+
+    return Text.from_latex(" ".join(person.prelast_names + person.last_names)).render_as("text")
+
+
+def _first_author(entry) -> str:
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    return _surname(people[0]) if people else entry.fields.get("organization", entry.key)
+
+
+def _author_year(entry) -> str:
+    """The text the prose cites: "Foster 2023", "Ho et al. 2020", "Kingma and Welling 2014"."""
+    people = entry.persons.get("author") or []
+    first = _first_author(entry)
+    if len(people) == 2:
+        first = f"{first} and {_surname(people[1])}"
+    elif len(people) > 2:
+        first += " et al."
+    return f"{first} {entry.fields.get('year', '')}".strip()
+
+
+def _bibliography(app, config):
+    """Cite by author and year in the reference list too, and tell apart two works of the same
+    first author and year (2016a, 2016b) in both the list and the text.
+
+    The suffixes go into a copy of the .bib files in the build folder; the sources stay clean.
+    """
+    import re
+
+    from pybtex.database import parse_file
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style as UnsrtStyle
+    from pybtex.style.labels import BaseLabelStyle
+    from pybtex.style.sorting.author_year_title import SortingStyle as AuthorYearTitle
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):
+            for entry in sorted_entries:
+                yield _author_year(entry)
+
+    class AuthorYearStyle(UnsrtStyle):
+        default_sorting_style = "author_year_title"
+        default_label_style = AuthorYearLabels
+
+    register_plugin("pybtex.style.formatting", "gdl_author_year", AuthorYearStyle, force=True)
+    config.bibtex_default_style = "gdl_author_year"
+
+    root = Path(app.confdir)
+    out = Path(app.outdir).parent / "_gdl_bib"
+    out.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for name in config.bibtex_bibfiles:
+        source = root / name
+        text = source.read_text(encoding="utf-8")
+        groups: dict[tuple[str, str], list] = {}
+        for entry in parse_file(str(source)).entries.values():
+            groups.setdefault((_first_author(entry), entry.fields.get("year", "")), []).append(entry)
+        for (_, year), entries in groups.items():
+            if len(entries) < 2 or not year:
+                continue
+            # letters in the order the reference list shows them
+            for letter, entry in zip("abcdefghij", AuthorYearTitle().sort(entries)):
+                # the year field of this one entry: `year = {2016}` or `year = 2016`
+                pattern = re.compile(r"(@\w+\{" + re.escape(entry.key) + r",.*?\byear\s*=\s*[{\"]?)"
+                                     + re.escape(year), re.S)
+                text, n = pattern.subn(lambda m: m.group(1) + year + letter, text, count=1)
+                if n != 1:
+                    raise ValueError(f"could not find the year of {entry.key} in {source}")
+        copy = out / Path(name).name
+        if not copy.exists() or copy.read_text(encoding="utf-8") != text:
+            copy.write_text(text, encoding="utf-8")
+        copies.append(str(copy))
+    config.bibtex_bibfiles = copies
+
+
 # Scripts a page loads only when its body uses them: plotly.js is 4.8 MB.
 _ONLY_WHERE_USED = {"plotly.min.js": "plotly-graph-div", "live.js": "gdl-live"}
 
@@ -100,5 +177,6 @@ def _page_scripts(app, pagename, templatename, context, doctree):
 
 def setup(app):
     app.connect("config-inited", _configure, priority=900)
+    app.connect("config-inited", _bibliography, priority=901)
     app.connect("html-page-context", _page_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
