@@ -3,6 +3,7 @@ pages work in a real browser (headless Debian Chromium) with no network."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -58,6 +59,18 @@ def test_colab_launch_button_opens_the_ipynb_twin(built_book):
         assert f"{chapter.relative_to(ROOT).with_suffix('.ipynb')}" in page, chapter.name
 
 
+@pytest.mark.build
+def test_bibliography_cites_by_author_and_year(built_book):
+    html_dir, _ = built_book
+    page = (html_dir / "book" / "references.html").read_text()
+    labels = [re.sub("<.*?>", "", raw).strip()
+              for raw in re.findall(r'<span class="label">(.*?)</span></span>', page, re.S)]
+    assert labels, "no bibliography entries found"
+    assert len(set(labels)) == len(labels), "two entries share a label"
+    odd = [label for label in labels if not re.fullmatch(r"\[[^\[\]\\{}]+ \d{4}[a-z]?\]", label)]
+    assert not odd, f"labels that are not 'Author(s) Year': {odd}"
+
+
 @pytest.fixture(scope="module")
 def site(built_book):
     html_dir, _ = built_book
@@ -109,3 +122,31 @@ def test_page_renders_offline(site, browser, page):
         assert source_math > 0 and tab.locator(".cell_output img").count() > 0
         assert tab.locator(".cell_output").first.inner_text().startswith("profile=")
     context.close()
+
+
+LIVE_PAGES = [p for p in PAGES if "live_generator(" in (ROOT / f"{p}.md").read_text()]
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("page", LIVE_PAGES)
+def test_live_views_run_in_the_built_book(site, browser, page, built_book):
+    """Every live view of the built book goes live over HTTP and answers its controls."""
+    html_dir, _ = built_book
+    if not (html_dir / "_static" / "ort" / "ort.wasm.min.js").exists():
+        pytest.skip("this build could not fetch ONNX Runtime Web (see the build log)")
+    tab = browser.new_page(viewport={"width": 1280, "height": 900})
+    tab.goto(f"{site}/{page}.html")
+    views = tab.locator("div.gdl-live")
+    assert views.count() > 0
+    for i in range(views.count()):
+        view = views.nth(i)
+        view.scroll_into_view_if_needed()
+        tab.wait_for_function("v => v.dataset.state === 'live'", arg=view.element_handle(),
+                              timeout=60_000)
+        canvas = view.locator("canvas").first
+        before = canvas.evaluate("c => c.toDataURL()")
+        view.locator("input[type=range]").first.fill("2")
+        tab.wait_for_function("([c, b]) => c.toDataURL() !== b",
+                              arg=[canvas.element_handle(), before], timeout=10_000)
+        assert "ms in this browser" in view.inner_text()
+    tab.close()
