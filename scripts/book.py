@@ -304,12 +304,56 @@ def colab_cell_source() -> str:
     )
 
 
+_LITERALINCLUDE = re.compile(r"```\{literalinclude\}[ \t]+(?P<file>\S+)[ \t]*\n(?P<options>(?::[\w-]+:.*\n)*)```")
+
+
+def included_source(chapter: Path, file: str, options: dict[str, str]) -> str:
+    """The lines a ``{literalinclude}`` shows: a whole file, or its ``:pyobject:`` (found as Sphinx
+    finds it), cut at ``:end-before:`` or after ``:start-after:``."""
+    from sphinx.pycode import ModuleAnalyzer
+
+    source = (chapter.parent / file).resolve()
+    lines = source.read_text().splitlines()
+    if "pyobject" in options:
+        tags = ModuleAnalyzer.for_file(str(source), "").find_tags()
+        if options["pyobject"] not in tags:
+            raise ValueError(f"{chapter.name}: {file} has no {options['pyobject']}")
+        _, start, end = tags[options["pyobject"]]
+        lines = lines[start - 1:end - 1]
+    if "start-after" in options:
+        at = next(i for i, line in enumerate(lines) if options["start-after"] in line)
+        lines = lines[at + 1:]
+    if "end-before" in options:
+        lines = lines[:next(i for i, line in enumerate(lines) if options["end-before"] in line)]
+    unknown = set(options) - {"pyobject", "start-after", "end-before", "language", "caption"}
+    if unknown:
+        raise ValueError(f"{chapter.name}: literalinclude options not handled in twins: {unknown}")
+    return "\n".join(lines).rstrip()
+
+
+def _inline_includes(chapter: Path, markdown: str) -> str:
+    """Markdown with each ``{literalinclude}`` replaced by the code it shows, as a Python block:
+    Jupyter and Colab do not know the directive and would show it as text."""
+    def replace(match):
+        options = dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", match["options"], re.M))
+        path = (chapter.parent / match["file"]).resolve().relative_to(ROOT).as_posix()
+        name = f" ({options['pyobject']})" if "pyobject" in options else ""
+        return (f"```python\n# {path}{name}\n"
+                f"{included_source(chapter, match['file'], options)}\n```")
+
+    return _LITERALINCLUDE.sub(replace, markdown)
+
+
 def twin_text(path: Path) -> str:
-    """The .ipynb twin of a chapter: its cells (no outputs), after a hidden Colab set-up cell."""
+    """The .ipynb twin of a chapter: its cells (no outputs), after a hidden Colab set-up cell;
+    included package code appears as code blocks."""
     import jupytext
     import nbformat
 
     nb = jupytext.reads(path.read_text(), fmt="md:myst")
+    for c in nb.cells:
+        if c.cell_type == "markdown" and "{literalinclude}" in c.source:
+            c.source = _inline_includes(path, c.source)
     cell = nbformat.v4.new_code_cell(colab_cell_source(), metadata={"tags": ["remove-cell"]})
     nb.cells.insert(0, cell)
     for i, c in enumerate(nb.cells):  # stable ids, so the twin only changes when the chapter does

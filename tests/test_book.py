@@ -1,5 +1,6 @@
 """The book's structure: every listed page exists, twins match, configuration invariants."""
 import json
+import re
 
 import yaml
 
@@ -143,3 +144,16 @@ def test_a_change_in_a_module_the_chapter_uses_makes_it_stale_and_others_do_not(
     assert "gdl/models/gan.py" in book.stale_reason(chapter, Cache(edited))
     # a module it did not use when it ran (say it imported one more): stale too
     assert "gdl/weights.py" in book.stale_reason(chapter, Cache(dict(now, **{"gdl/weights.py": "1"})))
+
+
+def test_twins_carry_the_included_code():
+    """Jupyter and Colab do not know {literalinclude}: the twin shows the code itself."""
+    for chapter in book.chapters():
+        text = chapter.read_text()
+        twin = "".join("".join(c["source"]) for c in
+                       json.loads(chapter.with_suffix(".ipynb").read_text())["cells"])
+        assert "{literalinclude}" not in twin, chapter.name
+        for match in book._LITERALINCLUDE.finditer(text):
+            options = dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", match["options"], re.M))
+            code = book.included_source(chapter, match["file"], options)
+            assert code and code in twin, f"{chapter.name}: {match['file']} {options}"
