@@ -628,7 +628,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
 
     name = args.name
-    info = gdl.run_info(display=False)
+    # A run limited to fewer threads than the machine has (to share it) says so in its record.
+    threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
+    info = gdl.run_info(display=False, note=f"threads={threads}" if threads else None)
     print(info, flush=True)
     recipe = RECIPES[name]()
     folder = checkpoint_dir(name)
