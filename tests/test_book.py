@@ -157,3 +157,36 @@ def test_twins_carry_the_included_code():
             options = dict(re.findall(r"^:([\w-]+):[ \t]*(.*)$", match["options"], re.M))
             code = book.included_source(chapter, match["file"], options)
             assert code and code in twin, f"{chapter.name}: {match['file']} {options}"
+
+
+def test_github_workflows_are_valid():
+    """The Pages and full-execution workflows validate against GitHub's workflow schema
+    (check-jsonschema's vendored copy: no network), and Pages refuses to execute."""
+    import shutil
+    import subprocess
+
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert {p.name for p in workflows} >= {"pages.yml", "execute-full.yml"}
+    tool = shutil.which("check-jsonschema")
+    assert tool, "check-jsonschema is missing: pip install -r requirements.txt"
+    proc = subprocess.run([tool, "--builtin-schema", "vendor.github-workflows", *map(str, workflows)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    pages = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    steps = " ".join(str(step.get("run", "")) for step in pages["jobs"]["build"]["steps"])
+    assert "scripts/book.py stale" in steps and "Executing notebook" in steps
+
+
+def test_binder_environment_is_a_subset_of_the_book_requirements():
+    """Binder builds from binder/: Python 3.11 and packages the root requirements also pin."""
+    def lines(path):
+        return [ln.split("#")[0].strip() for ln in path.read_text().splitlines()
+                if ln.split("#")[0].strip()]
+
+    def names(path):
+        return {re.split(r"[<>=\[ ;]", ln)[0].lower() for ln in lines(path) if ln[0] != "-"}
+
+    binder = ROOT / "binder" / "requirements.txt"
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+    assert "-e ." in lines(binder), "Binder must install the book's package (gdl)"
+    assert names(binder) <= names(ROOT / "requirements.txt")
