@@ -6,7 +6,10 @@
 The two are timed alternately in one run (a browser call, then a Keras call, ...), each on the
 same inputs, after a warm-up; the report gives medians and the median of the per-pair ratios.
 A generation is 16 samples: one generator call for a GAN, DDIM_STEPS network calls for the
-diffusion model. The Keras side runs eagerly with TensorFlow's default threads (both cores),
+diffusion model; for a language model (kind "text") the times are per token, the mean over
+TEXT_TOKENS greedy tokens after a prompt (the page reads the whole text again for each token,
+Keras' GPT.generate, as the chapter calls it, runs its compiled loop with the key/value cache).
+The Keras side runs eagerly with TensorFlow's default threads (both cores),
 the way a chapter calls it. --smoke times the tiny smoke weights (a check of the script).
 """
 from __future__ import annotations
@@ -29,6 +32,8 @@ from common import machine  # noqa: E402
 
 BATCH = 16
 DDIM_STEPS = 10
+TEXT_TOKENS = 20
+TEXT_PROMPT = "pinot noir from oregon , us :"   # one of chapter 9's prompts
 
 
 def measure(name: str, weights: str, repeats: int) -> dict:
@@ -37,7 +42,7 @@ def measure(name: str, weights: str, repeats: int) -> dict:
     import gdl.live
     import gdl.weights
     from conftest import CHROMIUM, CHROMIUM_ARGS, serve
-    from gdl.viz.live import live_diffusion, live_generator
+    from gdl.viz.live import live_diffusion, live_generator, live_writer
 
     live = gdl.live.LIVE_MODELS[name]
     record = gdl.weights.record(weights)
@@ -51,7 +56,20 @@ def measure(name: str, weights: str, repeats: int) -> dict:
         gdl.live.write_index(static / "live", runtime=True)
         shutil.copy(ROOT / "book" / "_static" / "live.js", static / "live.js")
         rng = np.random.default_rng(0)
-        if live.kind == "ddim":
+        per = 1                                   # generations per timed call (text: tokens)
+        if live.kind == "text":
+            widget = live_writer(name, [TEXT_PROMPT], sample_text="")
+            index = {word: i for i, word in enumerate(meta["vocabulary"])}
+            prompt = [meta["start_id"]] + [index.get(w, 1) for w in TEXT_PROMPT.split()]
+            n = per = min(TEXT_TOKENS, meta["max_len"] - len(prompt))
+            x = np.array(prompt)
+            timed_js = """async p => { const w = window.gdlLive.widgets[%r];
+                const t = performance.now(); await w.greedy(p, %d, false);
+                return (performance.now() - t) / %d; }""" % (name, n, n)
+
+            def keras_call():
+                np.asarray(model.generate(1, prompt=prompt, max_tokens=n, temperature=0))
+        elif live.kind == "ddim":
             shape = meta["image_shape"]
             widget = live_diffusion(name, np.zeros((BATCH, *shape)), steps=DDIM_STEPS)
             x = rng.normal(size=(BATCH, *shape)).astype("float32")
@@ -84,13 +102,15 @@ def measure(name: str, weights: str, repeats: int) -> dict:
                 b = tab.evaluate(timed_js, x.ravel().tolist())
                 t = time.perf_counter()
                 keras_call()
-                k = (time.perf_counter() - t) * 1000
+                k = (time.perf_counter() - t) * 1000 / per
                 if i >= 3:
                     browser_ms.append(b)
                     keras_ms.append(k)
             browser.close()
     ratios = np.array(browser_ms) / np.array(keras_ms)
     what = f"{BATCH} samples" + (f", {DDIM_STEPS} DDIM steps" if live.kind == "ddim" else "")
+    if live.kind == "text":
+        what = f"1 token (mean of {per}, greedy, after a {len(prompt)}-token prompt)"
     return dict(name=name, weights=weights, what=what, onnx_mb=meta["onnx_bytes"] / 1e6,
                 parity=meta["parity_max_abs"], browser=float(np.median(browser_ms)),
                 keras=float(np.median(keras_ms)), ratio=float(np.median(ratios)), n=repeats)

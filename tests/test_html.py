@@ -124,7 +124,8 @@ def test_page_renders_offline(site, browser, page):
     context.close()
 
 
-LIVE_PAGES = [p for p in PAGES if "live_generator(" in (ROOT / f"{p}.md").read_text()]
+LIVE_CALLS = ("live_generator(", "live_diffusion(", "live_writer(")
+LIVE_PAGES = [p for p in PAGES if any(c in (ROOT / f"{p}.md").read_text() for c in LIVE_CALLS)]
 
 
 @pytest.mark.build
@@ -143,10 +144,17 @@ def test_live_views_run_in_the_built_book(site, browser, page, built_book):
         view.scroll_into_view_if_needed()
         tab.wait_for_function("v => v.dataset.state === 'live'", arg=view.element_handle(),
                               timeout=60_000)
-        canvas = view.locator("canvas").first
-        before = canvas.evaluate("c => c.toDataURL()")
-        view.locator("input[type=range]").first.fill("2")
-        tab.wait_for_function("([c, b]) => c.toDataURL() !== b",
-                              arg=[canvas.element_handle(), before], timeout=10_000)
+        if view.locator("canvas").count():        # an image generator: move a slider
+            canvas = view.locator("canvas").first
+            before = canvas.evaluate("c => c.toDataURL()")
+            view.locator("input[type=range]").first.fill("2")
+            tab.wait_for_function("([c, b]) => c.toDataURL() !== b",
+                                  arg=[canvas.element_handle(), before], timeout=30_000)
+        else:                                      # a writer: write again
+            text = view.locator(".gdl-live-text").first
+            before = text.inner_text()
+            view.locator("button").first.click()
+            tab.wait_for_function("([t, b]) => t.innerText !== b",
+                                  arg=[text.element_handle(), before], timeout=30_000)
         assert "ms in this browser" in view.inner_text()
     tab.close()

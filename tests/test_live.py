@@ -257,3 +257,140 @@ def test_ddim_widget_samples_as_keras_does(diffusion_page, browser):
     assert 0.0 <= got.min() and got.max() <= 1.0 and got.std() > 1e-2   # images, not a constant
     assert not errors, errors
     assert not outside, outside
+
+
+# --------------------------------------------------------------------------- the writer (GPT)
+GPT_SMOKE = "gpt_wine.smoke"     # committed, tiny: chapter 9's GPT after 20 steps (max_len 25)
+PROMPTS = ["pinot noir from oregon , us :", "malbec from mendoza , argentina :", ""]
+# Browser vs Keras logits: float32 through two blocks, seen about 1e-6 (smoke) and 5e-6 (cpu).
+LOGITS_TOLERANCE = 1e-4
+
+
+def _gpt(weights=GPT_SMOKE):
+    record = gdl.weights.record(weights)
+    gpt, part = gdl.live.LIVE_MODELS["gpt_wine"].build(record["settings"])
+    gdl.weights.load(weights, gpt, record["settings"])
+    return record, gpt, part
+
+
+def _encode(meta, prompt):
+    """Chapter 9's encode, with the exported vocabulary."""
+    index = {word: i for i, word in enumerate(meta["vocabulary"])}
+    return [meta["start_id"]] + [index.get(word, 1) for word in prompt.split()]
+
+
+@pytest.fixture(scope="module")
+def writer_page(tmp_path_factory, shared_data):
+    """A page with a writer widget on chapter 9's smoke GPT, laid out as the built book is."""
+    from gdl.viz.live import live_writer
+
+    site = tmp_path_factory.mktemp("site")
+    widget = live_writer("gpt_wine", PROMPTS, sample_text="pinot noir from oregon, us: "
+                         "written when the page ran. <end>", temperature=0.8, top_k=20)
+    return site, make_site(site, "gpt_wine", GPT_SMOKE, widget)
+
+
+@pytest.mark.filterwarnings("ignore:You are using a softmax over axis")   # one position
+def test_export_live_gpt_next_token_logits(writer_page):
+    """The GPT's forward pass, last position only, any length up to the context; and what the
+    page's writer needs: the vocabulary the weights were trained with, and its special ids."""
+    import onnxruntime as ort
+
+    site, meta = writer_page
+    record, gpt, part = _gpt()
+    net = record["settings"]["network"]
+    assert meta["kind"] == "text" and meta["parity_max_abs"] < LOGITS_TOLERANCE
+    assert meta["output_shape"] == [net["vocab_size"]] and meta["max_len"] == net["max_len"]
+    vocab = meta["vocabulary"]
+    assert len(vocab) == net["vocab_size"] and vocab[:2] == ["", "[UNK]"]
+    assert hashlib.sha256("\n".join(vocab).encode()).hexdigest() == \
+        record["settings"]["vocabulary_sha256"]
+    assert vocab[meta["start_id"]] == "<start>" and vocab[meta["end_id"]] == "<end>"
+    assert meta["exclude_ids"] == [0, 1, meta["start_id"]] == net["exclude_ids"]
+    session = ort.InferenceSession(str(site / "_static" / "live" / "gpt_wine.onnx"))
+    assert [i.name for i in session.get_inputs()] == [meta["input"]]
+    rng = np.random.default_rng(7)
+    for batch, length in [(1, 1), (3, 5), (2, net["max_len"])]:   # dynamic batch and length
+        ids = rng.integers(0, net["vocab_size"], size=(batch, length)).astype("int32")
+        got = session.run(None, {meta["input"]: ids})[0]
+        expected = np.asarray(gpt(ids))[:, -1, :]                  # the chapter's model
+        assert got.shape == (batch, net["vocab_size"])
+        np.testing.assert_allclose(got, expected, atol=LOGITS_TOLERANCE)
+
+
+def test_export_live_gpt_refuses_another_vocabulary(tmp_path, monkeypatch, shared_data):
+    monkeypatch.setattr(gdl.live, "WINE_REVIEWS", {"smoke": 200})   # not the weights' corpus
+    with pytest.raises(gdl.live.LiveError, match="vocabulary.*SHA-256"):
+        gdl.live.export_live("gpt_wine", tmp_path, weights_name=GPT_SMOKE)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_live_writer_settings():
+    from gdl.viz.live import live_generator, live_writer
+
+    with pytest.raises(ValueError, match="live_writer"):
+        live_generator("gpt_wine", np.zeros((8, 32, 32, 1)))
+    with pytest.raises(ValueError, match="live_generator"):
+        live_writer("dcgan_bricks", PROMPTS, sample_text="")
+    with pytest.raises(ValueError, match="0.1 to 1.5"):
+        live_writer("gpt_wine", PROMPTS, sample_text="", temperature=2.0)
+    with pytest.raises(ValueError, match="1 to 50"):
+        live_writer("gpt_wine", PROMPTS, sample_text="", top_k=0)
+    html = live_writer("gpt_wine", PROMPTS, sample_text="dry & crisp <end>", top_k=None).data
+    assert "dry &amp; crisp</p>" in html and "&lt;end&gt;" not in html
+    assert "&quot;top_k&quot;: null" in html and "malbec from mendoza , argentina :" in html
+
+
+def test_writer_widget_writes_as_keras_does(writer_page, browser):
+    site, meta = writer_page
+    record, gpt, part = _gpt()
+    widget = "window.gdlLive.widgets['gpt_wine']"
+    status = "() => document.querySelector('.gdl-live-status').innerText"
+    text = "() => document.querySelector('.gdl-live-text').innerText"
+    done = f"() => ({status})().includes('ms in this browser')"
+    with serve(site) as url:
+        context, tab, outside, errors = open_page(browser, url)
+        assert "ms in this browser" in tab.evaluate(status)
+        first = tab.evaluate(text)
+        assert first.startswith("pinot noir from oregon, us:") and len(first.split()) > 7
+        # the controls: another review on a click, another header with another prompt
+        tab.locator(".gdl-live-controls button").click()
+        tab.wait_for_function(f"() => !({done})()", timeout=10_000)
+        tab.wait_for_function(done, timeout=30_000)
+        second = tab.evaluate(text)
+        assert second != first and second.startswith("pinot noir from oregon, us:")
+        tab.locator(".gdl-live-controls select").select_option("1")
+        tab.wait_for_function(f"() => !({done})()", timeout=10_000)
+        tab.wait_for_function(done, timeout=30_000)
+        assert tab.evaluate(text).startswith("malbec from mendoza, argentina:")
+        # the page's encoding of a prompt is chapter 9's
+        prompt = _encode(meta, PROMPTS[1])
+        assert tab.evaluate(f"p => {widget}.encode(p)", PROMPTS[1]) == prompt
+        # the page's logits for fixed ids are Keras' (the last position's)
+        ids = np.array([prompt + [5, 17, 3, 42]], "int32")
+        got = np.array(tab.evaluate(f"ids => {widget}.logits(ids)", ids[0].tolist()), "float32")
+        expected = np.asarray(gpt(ids))[0, -1]
+        diff = float(np.abs(got - expected).max())
+        print(f"GPT logits, {ids.shape[1]} tokens: max |browser - Keras| = {diff:.2e}")
+        assert diff < LOGITS_TOLERANCE, diff
+        # the page's draw is next_token's: the same uniform number gives the same word
+        draws = [(0.5, None), (1.0, 20), (1.3, 5)]
+        us = np.random.default_rng(8).uniform(0.01, 0.99, size=(len(draws), 6))
+        chosen = tab.evaluate(f"([l, draws, us]) => draws.map(([t, k], i) => us[i].map("
+                              f"u => {widget}.choose(l, t, k, u)))",
+                              [got.tolist(), draws, us.tolist()])
+        # greedy decoding in the page writes Keras' words (GPT.generate at temperature 0)
+        n = meta["max_len"] - len(prompt)
+        page = tab.evaluate(f"([p, n]) => {widget}.greedy(p, n, false)", [prompt, n])
+        context.close()
+    from gdl.models.transformer import next_token
+
+    biased = (expected + gpt._exclude_bias)[None]           # what GPT._choose draws from
+    for (t, k), row, drawn in zip(draws, us, chosen):
+        assert drawn == [int(np.asarray(next_token(biased, np.array([u], "float32"), t, k))[0])
+                         for u in row], (t, k)
+    keras_ids = np.asarray(gpt.generate(1, prompt=prompt, max_tokens=n, temperature=0))[0]
+    assert page == keras_ids.tolist(), (page, keras_ids.tolist())
+    assert not set(page[len(prompt):]) & set(meta["exclude_ids"])
+    assert not errors, errors
+    assert not outside, outside

@@ -9,10 +9,13 @@
  *    vector along a fixed direction;
  *  - "ddim" (a diffusion model's noise-predicting U-Net): DDIM sampling from seeded noise, as
  *    gdl.models.diffusion.DiffusionModel.generate does it, with a slider for the number of
- *    steps, drawing every step's estimate of the clean images as it goes.
- * Where any of that is missing the picture stays, with a line saying why.
- * window.gdlLive.widgets[NAME] exposes run(z, n) (latent-grid) or sample(noise, n, steps)
- * (ddim) for the book's browser tests.
+ *    steps, drawing every step's estimate of the clean images as it goes;
+ *  - "text" (a GPT's forward pass, token ids -> the next token's logits; cell made by
+ *    gdl.viz.live_writer): writes a review after a chosen prompt one word at a time, with
+ *    temperature and top-k, as gdl.models.transformer.GPT.generate samples.
+ * Where any of that is missing the picture (or text) stays, with a line saying why.
+ * window.gdlLive.widgets[NAME] exposes run(z, n) (latent-grid), sample(noise, n, steps)
+ * (ddim) or logits(ids) and greedy(promptIds, n) (text) for the book's browser tests.
  */
 (function () {
   "use strict";
@@ -71,6 +74,7 @@
   async function start(root) {
     const settings = JSON.parse(root.dataset.settings);
     const note = root.querySelector(".gdl-live-note");
+    const made = root.querySelector(".gdl-live-static img") ? "picture" : "text";
     if (location.protocol === "file:") {
       note.textContent += " (This copy is read from disk, where browsers do not run WebAssembly.)";
       root.dataset.state = "static";
@@ -94,16 +98,16 @@
       session = await ort.InferenceSession.create(
         new URL(`live/${settings.model}.onnx`, base).href, { executionProviders: ["wasm"] });
     } catch (err) {
-      note.textContent = `The live view is not available here (${err.message}); the picture ` +
+      note.textContent = `The live view is not available here (${err.message}); the ${made} ` +
         "above was made when the page was executed.";
       root.dataset.state = "static";
       return;
     }
 
     const kind = meta.kind || "latent-grid";
-    const widget = { "latent-grid": latentGrid, ddim: ddimSampler }[kind];
+    const widget = { "latent-grid": latentGrid, ddim: ddimSampler, text: textWriter }[kind];
     if (!widget) {
-      note.textContent = `This script cannot run a live view of kind "${kind}"; the picture ` +
+      note.textContent = `This script cannot run a live view of kind "${kind}"; the ${made} ` +
         "above was made when the page was executed.";
       root.dataset.state = "static";
       return;
@@ -423,6 +427,194 @@
       sample: function (initial, count, sampleSteps) { return ddim(initial, count, sampleSteps); },
     };
     await render();
+  }
+
+  // ------------------------------------------------------------------ text (a GPT)
+  // The page writes as gdl.models.transformer.GPT.generate does: the ids of <start> and the
+  // prompt's words, then one word per network call, drawn from the last position's logits
+  // (excluded ids never drawn; divided by the temperature; only the top-k kept) by the inverse
+  // of the cumulative distribution at a seeded uniform number (next_token). The whole text is
+  // read again for every word (no key/value cache: at 65 tokens it is cheap).
+  async function textWriter(root, settings, meta, session, ort) {
+    const vocab = meta.vocabulary;
+    const index = new Map(vocab.map(function (word, i) { return [word, i]; }));
+    const excluded = new Set(meta.exclude_ids);
+    const PACE_MS = 35;            // at least this long between words shown: the reader sees it type
+
+    function encode(prompt) {      // as chapter 9's encode: <start>, then each word's id
+      const words = prompt.split(/\s+/).filter(Boolean);
+      return [meta.start_id].concat(words.map(function (w) {
+        return index.has(w) ? index.get(w) : meta.unknown_id;
+      }));
+    }
+    function detokenize(ids) {     // as chapter 9's words(), without the <end> token itself
+      const out = [];
+      for (const i of ids) {
+        if (i === meta.end_id) break;
+        if (i !== meta.start_id) out.push(vocab[i]);
+      }
+      return out.join(" ").replace(/ ([,.;:!?%)])/g, "$1").replace(/\( /g, "(")
+        .split(" - ").join("-");
+    }
+
+    // One network call at a time (the test's calls may come while the page is writing).
+    let queue = Promise.resolve();
+    function logits(ids) {         // the logits of the token after `ids` (a Float32Array)
+      const feeds = { [session.inputNames[0]]:
+        new ort.Tensor("int32", Int32Array.from(ids), [1, ids.length]) };
+      const result = queue.then(function () { return session.run(feeds); });
+      queue = result.catch(function () {});
+      return result.then(function (out) { return out[session.outputNames[0]].data; });
+    }
+    function argmax(values) {
+      let best = -1;
+      for (let i = 0; i < values.length; i++) {
+        if (!excluded.has(i) && (best < 0 || values[i] > values[best])) best = i;
+      }
+      return best;
+    }
+    // next_token: temperature 0 or top-1 is the argmax; otherwise softmax(logits / T) over the
+    // top k (ties with the k-th kept), and the first id whose cumulative probability reaches u.
+    function choose(values, temperature, topK, u) {
+      if (temperature === 0 || topK === 1) return argmax(values);
+      const scaled = new Float64Array(values.length);
+      for (let i = 0; i < values.length; i++) {
+        scaled[i] = excluded.has(i) ? -Infinity : values[i] / temperature;
+      }
+      if (topK) {
+        const kth = Float64Array.from(scaled).sort().reverse()[Math.min(topK, scaled.length) - 1];
+        for (let i = 0; i < scaled.length; i++) if (scaled[i] < kth) scaled[i] = -Infinity;
+      }
+      let top = -Infinity;
+      for (const v of scaled) top = Math.max(top, v);
+      const cdf = new Float64Array(scaled.length);
+      let total = 0;
+      for (let i = 0; i < scaled.length; i++) {
+        total += scaled[i] === -Infinity ? 0 : Math.exp(scaled[i] - top);
+        cdf[i] = total;
+      }
+      let below = 0;
+      while (below < cdf.length - 1 && cdf[below] < u * total) below++;
+      return below;
+    }
+    // The prompt's ids followed by up to n greedy choices (stopping after <end> if untilEnd).
+    async function greedy(promptIds, n, untilEnd) {
+      const ids = Array.from(promptIds);
+      for (let k = 0; k < n && ids.length < meta.max_len; k++) {
+        const next = argmax(await logits(ids));
+        ids.push(next);
+        if (next === meta.end_id && untilEnd !== false) break;
+      }
+      return ids;
+    }
+
+    const rand = uniform(settings.seed + 1);
+    const prompts = settings.prompts;
+    const allK = 51;              // the slider's last stop: no top-k cut
+    const panel = element("div", { class: "gdl-live-panel" });
+    const controls = element("div", { class: "gdl-live-controls" });
+    const promptLabel = element("label", {}, "prompt ");
+    const select = element("select", {});
+    prompts.forEach(function (prompt, i) {
+      const option = element("option", { value: String(i) },
+        prompt.trim() ? detokenize(encode(prompt)) : "(none: the model writes the header too)");
+      select.appendChild(option);
+    });
+    promptLabel.appendChild(select);
+    function slider(text, attrs, format) {
+      const label = element("label", {}, text + " ");
+      const input = element("input", Object.assign({ type: "range" }, attrs));
+      const shown = element("output", {}, format(attrs.value));
+      input.addEventListener("input", function () { shown.textContent = format(input.value); });
+      label.append(input, " ", shown);
+      controls.appendChild(label);
+      return input;
+    }
+    controls.appendChild(promptLabel);
+    const temperature = slider("temperature", { min: "0.1", max: "1.5", step: "0.05",
+      value: String(settings.temperature) }, function (v) { return parseFloat(v).toFixed(2); });
+    const topK = slider("top-k", { min: "1", max: String(allK), step: "1",
+      value: String(settings.top_k || allK) },
+      function (v) { return parseInt(v, 10) === allK ? "all" : String(v); });
+    const button = element("button", { type: "button" }, "write");
+    controls.appendChild(button);
+    const text = element("p", { class: "gdl-live-text", "aria-live": "polite" });
+    const header = element("strong", {});
+    const body = element("span", {});
+    const cursor = element("span", { class: "gdl-live-cursor" }, "\u258d");
+    text.append(header, body, cursor);
+    const status = element("p", { class: "gdl-live-status" });
+    panel.append(controls, text, status);
+    root.querySelector(".gdl-live-static").replaceWith(panel);
+    const mb = (meta.onnx_bytes / 1e6).toFixed(1);
+
+    function show(ids, promptLength) {
+      const head = detokenize(ids.slice(0, promptLength));
+      const all = detokenize(ids);
+      header.textContent = head;
+      body.textContent = all.startsWith(head) ? all.slice(head.length) : " " + all;
+    }
+    function wait(ms) { return new Promise(function (resolve) { setTimeout(resolve, ms); }); }
+
+    // A request made while writing (another prompt, the button) stops the running text after
+    // its current word and starts again.
+    let requested = 0, running = false;
+    async function write() {
+      requested++;
+      if (running) return;
+      running = true;
+      try {
+        for (;;) {
+          const mine = requested;
+          const prompt = prompts[parseInt(select.value, 10)];
+          const t = parseFloat(temperature.value);
+          const k = parseInt(topK.value, 10) === allK ? null : parseInt(topK.value, 10);
+          const ids = encode(prompt);
+          const promptLength = ids.length;
+          cursor.hidden = false;
+          show(ids, promptLength);
+          status.textContent = `Writing, temperature ${t.toFixed(2)}` + (k ? `, top-${k}` : "") +
+            "\u2026";
+          let computing = 0, ended = false;
+          while (ids.length < meta.max_len && requested === mine) {
+            const t0 = performance.now();
+            const next = choose(await logits(ids), t, k, rand());
+            const ms = performance.now() - t0;
+            computing += ms;
+            if (next === meta.end_id) { ended = true; break; }
+            ids.push(next);
+            show(ids, promptLength);
+            await wait(Math.max(0, PACE_MS - ms));
+          }
+          if (requested === mine) {
+            cursor.hidden = true;
+            if (!ended) body.textContent += "\u2026";     // cut off by the context, mid-sentence
+            const tokens = Math.max(1, ids.length - promptLength + (ended ? 1 : 0));  // calls
+            const end = ended ? "it ended the review"
+              : `it filled its context of ${meta.max_len} tokens`;
+            const how = `temperature ${t.toFixed(2)}` + (k ? `, top-${k}` : "");
+            status.textContent = `${meta.what}: ${mb} MB; ${tokens} tokens in ` +
+              `${computing.toFixed(0)} ms in this browser, ${(computing / tokens).toFixed(1)} ` +
+              "ms a token (ONNX Runtime Web, one thread, the whole text read again for each " +
+              `token); ${how}; ${end}. Trained for ${meta.steps.toLocaleString("en")} steps.`;
+            root.dataset.state = "live";
+            break;
+          }
+        }
+      } finally {
+        running = false;
+      }
+    }
+
+    button.addEventListener("click", write);
+    select.addEventListener("change", write);
+    await logits([meta.start_id]);   // the runtime's first call is slow: not the reader's words
+    registry.widgets[settings.model] = {
+      meta: meta, write: write, text: text, encode: encode, detokenize: detokenize,
+      choose: choose, greedy: greedy,
+      logits: function (ids) { return logits(ids).then(function (v) { return Array.from(v); }); },
+    };
+    await write();
   }
 
   function startAll() {

@@ -11,7 +11,9 @@ Three parts, used by the book's build (``book/_ext/gdl_book.py``) and by the cha
   page's script reads (input size, value range, file size, the parity measured, and what the
   widget of its `kind` needs: a "latent-grid" maps latent vectors to images in one network call,
   a "ddim" diffusion model is a noise-predicting network the page calls once per sampling
-  step, so the page also gets the noise schedule and the pixel normalisation);
+  step, so the page also gets the noise schedule and the pixel normalisation; a "text" model is
+  a GPT's forward pass, token ids -> the next token's logits, that the page calls once per
+  word, so the page also gets the vocabulary and the ids it needs to write with it);
 - `runtime` fetches the pinned ``onnxruntime-web`` package from the npm registry once, checks it
   against the integrity hash the registry publishes, and keeps the three files a page needs.
 
@@ -52,39 +54,89 @@ class LiveError(DataError):
 
 
 # --------------------------------------------------------------------------- export
+def _feeds(inputs) -> tuple[list[np.ndarray], bool]:
+    """Example inputs as arrays (integers as int32, token ids; anything else as float32)."""
+    several = isinstance(inputs, (list, tuple))
+    feeds = []
+    for x in (inputs if several else [inputs]):
+        x = np.asarray(x)
+        feeds.append(x.astype("int32" if np.issubdtype(x.dtype, np.integer) else "float32"))
+    return feeds, several
+
+
+_ERFC_REGISTERED = False
+
+
+def _register_erfc() -> None:
+    """Teach tf2onnx TensorFlow's Erfc, as 1 - Erf (ONNX has Erf, not Erfc).
+
+    Keras' exact GELU (the GPT's feed-forward activation) is 0.5 x erfc(-x / sqrt 2) on
+    TensorFlow; tf2onnx 1.17 has no handler for Erfc and writes a node ONNX Runtime refuses.
+    """
+    global _ERFC_REGISTERED
+    if _ERFC_REGISTERED:
+        return
+    from tf2onnx import utils
+    from tf2onnx.handler import tf_op
+
+    @tf_op("Erfc")
+    class Erfc:
+        @classmethod
+        def version_9(cls, ctx, node, **kwargs):     # Erf is in ONNX from opset 9 on
+            node.type = "Erf"                          # the node computes erf(x) in place,
+            dtype = ctx.get_dtype(node.output[0])      # a new one 1 - erf(x) after it
+            one = ctx.make_const(utils.make_name(f"{node.name}_one"),
+                                 np.array(1, utils.map_onnx_to_numpy_type(dtype)))
+            after = ctx.insert_new_node_on_output("Sub", node.output[0],
+                                                  name=utils.make_name(f"{node.name}_erfc"),
+                                                  inputs=[one.output[0], node.output[0]])
+            ctx.set_dtype(after.output[0], dtype)
+            ctx.copy_shape(node.output[0], after.output[0])
+
+    _ERFC_REGISTERED = True
+
+
 def export_onnx(model, path: str | os.PathLike, inputs,
-                tolerance: float = TOLERANCE) -> float:
-    """Export `model` to ONNX at `path`; return max |ONNX - Keras| on `inputs`.
+                tolerance: float = TOLERANCE, *, also=(), input_signature=None) -> float:
+    """Export `model` to ONNX at `path`; return max |ONNX - Keras| on `inputs` (and `also`).
 
     inputs: one array for a model with one input, or a list with one array per input, in the
-    order of the model's inputs (the ONNX file keeps that order and the inputs' names).
+    order of the model's inputs (the ONNX file keeps that order and the inputs' names); integer
+    arrays are fed as int32, all others as float32. also: further example inputs, e.g. of other
+    shapes where a dimension is dynamic, checked the same way. input_signature: passed to
+    Keras' export (needed for a subclassed model with a dynamic dimension other than the batch).
     """
     import onnxruntime as ort
 
+    _register_erfc()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    several = isinstance(inputs, (list, tuple))
-    feeds = [np.asarray(x, dtype="float32") for x in (inputs if several else [inputs])]
-    expected = np.asarray(model(feeds if several else feeds[0]))   # also builds a new model
+    checks = [_feeds(x) for x in [inputs, *also]]
+    with warnings.catch_warnings():       # Keras warns of a softmax over one position (T = 1)
+        warnings.filterwarnings("ignore", "You are using a softmax over axis", UserWarning)
+        expected = [np.asarray(model(f if several else f[0]))   # the first builds a new model
+                    for f, several in checks]
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
         with warnings.catch_warnings():   # tf2onnx probes a NumPy alias NumPy has deprecated
             warnings.simplefilter("ignore", FutureWarning)
-            model.export(tmp, format="onnx", verbose=False)
+            model.export(tmp, format="onnx", verbose=False, input_signature=input_signature)
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
-        if len(names) != len(feeds):
-            raise LiveError(f"ONNX export of {model.name} takes {len(names)} inputs, "
-                            f"{len(feeds)} were given")
-        got = session.run(None, dict(zip(names, feeds)))[0]
-        if got.shape != expected.shape:
-            raise LiveError(f"ONNX export of {model.name} gives shape {got.shape}, Keras "
-                            f"{expected.shape}")
-        diff = float(np.abs(got - expected).max())
+        diff = 0.0
+        for (feeds, _), want in zip(checks, expected):
+            if len(names) != len(feeds):
+                raise LiveError(f"ONNX export of {model.name} takes {len(names)} inputs, "
+                                f"{len(feeds)} were given")
+            got = session.run(None, dict(zip(names, feeds)))[0]
+            if got.shape != want.shape:
+                raise LiveError(f"ONNX export of {model.name} gives shape {got.shape}, Keras "
+                                f"{want.shape}")
+            diff = max(diff, float(np.abs(got - want).max()))
         if not diff <= tolerance:
             raise LiveError(f"ONNX export of {model.name} differs from Keras by {diff:.2e} "
-                            f"(tolerance {tolerance:.0e}); the page would show other images "
+                            f"(tolerance {tolerance:.0e}); the page would show other samples "
                             "than the book's model. Check the tf2onnx and Keras versions.")
         os.chmod(tmp, 0o644)          # served as is: readable by the web server
         os.replace(tmp, path)
@@ -100,14 +152,22 @@ class LiveModel:
 
     weights: str                  # recipe name in the weights store (its cpu weights)
     build: Callable[[dict], object]   # manifest settings -> (full model, generating part)
-    input_size: Callable[[dict], int]  # normal draws per sample (latent size; noise pixels)
+    input_size: Callable[[dict], int]  # normal draws per sample (latent size; noise pixels;
+                                       # text: the most tokens a call takes, the context)
     value_range: tuple[float, float]  # what the samples span, mapped to black..white
+                                      # (text: unused, the range of the softmax)
     what: str                         # for the widget's caption
     kind: str = "latent-grid"         # the widget live.js builds for it
     # settings, rng -> example inputs for the parity check (default: 4 latent vectors)
     probe: Callable[[dict, np.random.Generator], object] | None = None
-    # settings, generating part -> the kind's own fields of the page's description
+    # the weights' record, generating part -> the kind's own fields of the page's description
+    # (called before the export: it may refuse weights the page could not use)
     describe: Callable[[dict, object], dict] | None = None
+    # settings, rng -> further example inputs (e.g. other sequence lengths), checked too
+    more_probes: Callable[[dict, np.random.Generator], list] | None = None
+    # settings -> Keras' export input_signature (None: the model's own inputs)
+    signature: Callable[[dict], list] | None = None
+    tolerance: float = TOLERANCE      # max |ONNX - Keras| allowed on the probes
 
 
 def _dcgan(settings: dict):
@@ -147,12 +207,13 @@ def _diffusion_probe(settings: dict, rng: np.random.Generator) -> list[np.ndarra
     return [noise, np.asarray(noise_rate, "float32") ** 2]
 
 
-def _diffusion_description(settings: dict, network) -> dict:
+def _diffusion_description(record: dict, network) -> dict:
     """What the page's DDIM sampler needs besides the network: the schedule and normalisation."""
     import inspect
 
     from gdl.models.diffusion import offset_cosine_schedule
 
+    settings = record["settings"]
     if settings["schedule"] != "offset cosine":
         raise LiveError(f"live.js samples with the offset cosine schedule only, not "
                         f"{settings['schedule']!r}")
@@ -165,6 +226,94 @@ def _diffusion_description(settings: dict, network) -> dict:
             "inputs": [t.name for t in network.inputs]}   # (noisy images, noise variance)
 
 
+def _gpt(settings: dict):
+    """Chapter 9's GPT, and its forward pass cut to what the page needs: token ids (batch, T)
+    -> logits of the token after the last one (batch, vocab_size).
+
+    Only the last position's logits: the page samples one word per call, re-reading the whole
+    text each time, and the output layer (vocab_size logits per position) is about half the
+    network's work per position; all T positions would also be T times as much to copy out of
+    the runtime per word.
+    """
+    import keras
+
+    from gdl.models.transformer import GPT
+
+    class NextTokenLogits(keras.Model):
+        def __init__(self, gpt, **kwargs):
+            super().__init__(**kwargs)
+            self.gpt = gpt
+
+        def call(self, tokens):
+            hidden = self.gpt.transform(self.gpt.embed(tokens))    # (batch, T, d)
+            return self.gpt.head(hidden[:, -1, :])                 # (batch, vocab_size)
+
+    gpt = GPT(**settings["network"])
+    return gpt, NextTokenLogits(gpt, name="gpt_next_token")
+
+
+def _text_probe(settings: dict, rng: np.random.Generator) -> np.ndarray:
+    """Two random id sequences of half the context."""
+    net = settings["network"]
+    return rng.integers(0, net["vocab_size"], size=(2, net["max_len"] // 2)).astype("int32")
+
+
+def _text_more_probes(settings: dict, rng: np.random.Generator) -> list[np.ndarray]:
+    """The shortest sequence (the start token alone) and the longest (the whole context)."""
+    net = settings["network"]
+    start = net.get("start_id", net["vocab_size"] - 1)
+    return [np.array([[start]], "int32"),
+            rng.integers(0, net["vocab_size"], size=(1, net["max_len"])).astype("int32")]
+
+
+def _text_signature(settings: dict) -> list:
+    import tensorflow as tf       # the export runs on the TensorFlow backend (tf2onnx)
+
+    return [tf.TensorSpec((None, None), tf.int32, name="tokens")]   # batch, length: dynamic
+
+
+# Reviews the vocabulary was built from, per profile of the weights (None: all of them); as
+# scripts/pretrain.py's `_wine` and chapter 9's N_REVIEWS. The SHA-256 check below catches
+# any drift.
+WINE_REVIEWS = {"smoke": 300}
+
+
+def wine_vocabulary(record: dict) -> list[str]:
+    """The vocabulary (id -> token) the GPT of `record` was trained with: chapter 5's tokenizer
+    on the wine corpus plus chapter 9's <start>, checked against the record's SHA-256."""
+    from gdl.data.wine import wine_corpus
+
+    settings = record["settings"]
+    n_reviews = WINE_REVIEWS.get(record.get("profile"))
+    corpus = wine_corpus(n_reviews)
+    vocab = [str(w) for w in corpus.vectorizer(settings["network"]["vocab_size"] - 1, 1)
+             .get_vocabulary()] + ["<start>"]
+    digest = hashlib.sha256("\n".join(vocab).encode()).hexdigest()
+    if digest != settings["vocabulary_sha256"]:
+        raise LiveError(
+            f"The vocabulary rebuilt for the weights {record['name']!r} (chapter 5's tokenizer, "
+            f"{settings['network']['vocab_size'] - 1} tokens, on "
+            f"{n_reviews or 'all the'} wine reviews, plus <start>) has SHA-256 {digest}, the "
+            f"weights were trained with {settings['vocabulary_sha256']}: the page would write "
+            "other words than the model means. Check the wine data (GDL_DATA_DIR) and "
+            "gdl.live.WINE_REVIEWS against the recipe in scripts/pretrain.py.")
+    return vocab
+
+
+def _text_description(record: dict, part) -> dict:
+    """What the page's writer needs besides the network: the vocabulary and its special ids."""
+    net = record["settings"]["network"]
+    vocab = wine_vocabulary(record)
+    if len(vocab) != net["vocab_size"]:
+        raise LiveError(f"{len(vocab)} tokens in the vocabulary, {net['vocab_size']} logits")
+    start = net.get("start_id", net["vocab_size"] - 1)
+    exclude = net.get("exclude_ids", [0, 1, start])
+    return {"output_shape": [net["vocab_size"]],     # the next token's logits, per sequence
+            "vocabulary": vocab, "vocab_size": net["vocab_size"], "max_len": net["max_len"],
+            "start_id": start, "end_id": vocab.index("<end>"), "unknown_id": 1,
+            "exclude_ids": [int(i) for i in exclude], "input": "tokens"}
+
+
 LIVE_MODELS: dict[str, LiveModel] = {
     "dcgan_bricks": LiveModel("dcgan_bricks", _dcgan,
                               lambda s: s["generator"]["latent_dim"], (-1.0, 1.0),
@@ -173,6 +322,10 @@ LIVE_MODELS: dict[str, LiveModel] = {
                                    lambda s: int(np.prod(_image_shape(s))), (0.0, 1.0),
                                    "DDIM diffusion model, flowers (chapter 8)", kind="ddim",
                                    probe=_diffusion_probe, describe=_diffusion_description),
+    "gpt_wine": LiveModel("gpt_wine", _gpt, lambda s: s["network"]["max_len"], (0.0, 1.0),
+                          "GPT, wine reviews (chapter 9)", kind="text", probe=_text_probe,
+                          describe=_text_description, more_probes=_text_more_probes,
+                          signature=_text_signature),
 }
 
 
@@ -197,20 +350,24 @@ def export_live(name: str, folder: str | os.PathLike, weights_name: str | None =
                 and meta.get("gdl") == gdl.__version__
                 and meta.get("onnx_bytes") == onnx_path.stat().st_size):
             return meta
-    model, part = live.build(record["settings"])
-    gdl.weights.load(weights_name, model, record["settings"])
-    size = live.input_size(record["settings"])
+    settings = record["settings"]
+    model, part = live.build(settings)
+    gdl.weights.load(weights_name, model, settings)
+    own = live.describe(record, part) if live.describe else {}
+    size = live.input_size(settings)
     rng = np.random.default_rng(0)
-    probe = (live.probe(record["settings"], rng) if live.probe
+    probe = (live.probe(settings, rng) if live.probe
              else rng.normal(size=(4, size)).astype("float32"))
-    diff = export_onnx(part, onnx_path, probe)
+    diff = export_onnx(part, onnx_path, probe, live.tolerance,
+                       also=live.more_probes(settings, rng) if live.more_probes else (),
+                       input_signature=live.signature(settings) if live.signature else None)
     meta = {"name": name, "kind": live.kind, "weights": weights_name,
             "weights_sha256": record["sha256"],
             "steps": record["steps"], "what": live.what, "input_size": size,
-            "output_shape": list(part.output_shape[1:]), "value_range": list(live.value_range),
+            "output_shape": own.pop("output_shape", None) or list(part.output_shape[1:]),
+            "value_range": list(live.value_range),
             "onnx_bytes": onnx_path.stat().st_size, "parity_max_abs": diff,
-            "gdl": gdl.__version__,
-            **(live.describe(record["settings"], part) if live.describe else {})}
+            "gdl": gdl.__version__, **own}
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".json", dir=folder)
     with os.fdopen(fd, "w") as f:
         json.dump(meta, f, indent=1)

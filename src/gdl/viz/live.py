@@ -6,7 +6,8 @@ script ``_static/live.js`` reads to replace it, on a page served over HTTP, with
 generator running live (``gdl.live`` exports it to ONNX when the book is built).
 
 `live_generator` is for a generator of latent vectors (a GAN's), `live_diffusion` for a diffusion
-model, which the page samples from with DDIM.
+model, which the page samples from with DDIM, `live_writer` for a language model (chapter 9's
+GPT), which writes in the page word by word after a prompt the reader picks.
 """
 from __future__ import annotations
 
@@ -58,6 +59,53 @@ def live_diffusion(name: str, images, *, ncols: int = 8, scale: int = 3, steps: 
                             "steps": steps, "seed": seed}, caption)
 
 
+TEXT_NOTE = ("A review written by the same model when this page was executed. On the book's "
+             "website (or any copy served over HTTP with its runtime, e.g. <code>python -m "
+             "http.server</code> in <code>_build/html</code>) the model writes here, word by "
+             "word, in your browser.")
+
+
+def live_writer(name: str, prompts, *, sample_text: str, temperature: float = 0.8,
+                top_k: int | None = 20, seed: int = 0, caption: str = ""):
+    """A live view of language model `name` (a `gdl.live.LIVE_MODELS` key of kind "text").
+
+    The page writes after the prompt chosen from `prompts`, one token per network call, as
+    ``GPT.generate`` samples (temperature, top-k, inverse-CDF draws from a seeded generator),
+    showing each word as it comes, until the end token or the model's context is full; a
+    "write" button writes again, picking another prompt writes with it.
+    prompts: the review headers to choose from, written as the chapter's prompts (lower case,
+    punctuation split off: "pinot noir from oregon , us :"); the page encodes them with the
+    model's vocabulary (unknown words as [UNK]); "" lets the model write the header too.
+    sample_text: a review written by the same model when the chapter ran (the static stand-in;
+    a trailing "<end>" is dropped). temperature (0.1-1.5) and top_k (1-50, None: no cut): the
+    sliders' first positions; seed: the page's draws.
+    """
+    _check(name, "text")
+    prompts = [str(p) for p in ([prompts] if isinstance(prompts, str) else prompts)]
+    if not prompts:
+        raise ValueError("give at least one prompt")
+    if not 0.1 <= temperature <= 1.5:
+        raise ValueError(f"temperature={temperature}: the page's slider runs from 0.1 to 1.5")
+    if top_k is not None and not 1 <= top_k <= 50:
+        raise ValueError(f"top_k={top_k}: the page's slider runs from 1 to 50 (or None: all)")
+    from IPython.display import HTML
+
+    settings = {"model": name, "prompts": prompts, "temperature": temperature,
+                "top_k": top_k, "seed": seed}
+    text = sample_text.strip()
+    if text.endswith("<end>"):
+        text = text[:-len("<end>")].rstrip()
+    body = (f'<div class="gdl-live" data-settings="{html.escape(json.dumps(settings))}">'
+            f'<div class="gdl-live-static"><p class="gdl-live-text">{html.escape(text)}</p>'
+            f'<p class="gdl-live-note">{TEXT_NOTE}</p></div>'
+            + (f'<p class="gdl-live-caption">{html.escape(caption)}</p>' if caption else "")
+            + "</div>")
+    return HTML(body)
+
+
+_WIDGETS = {"latent-grid": "live_generator", "ddim": "live_diffusion", "text": "live_writer"}
+
+
 def _check(name: str, kind: str) -> None:
     from gdl.live import LIVE_MODELS
 
@@ -65,8 +113,7 @@ def _check(name: str, kind: str) -> None:
         raise ValueError(f"no live model {name!r}; known: {', '.join(sorted(LIVE_MODELS))}")
     if LIVE_MODELS[name].kind != kind:
         raise ValueError(f"{name!r} is a live model of kind {LIVE_MODELS[name].kind!r}, "
-                         f"not {kind!r}: use " + ("live_diffusion" if kind == "latent-grid"
-                                                  else "live_generator"))
+                         f"not {kind!r}: use {_WIDGETS[LIVE_MODELS[name].kind]}")
 
 
 def _count(images, ncols: int) -> int:
