@@ -29,6 +29,16 @@ YARDSTICKS = {
 }
 
 
+# What the manifest records do not say (runs made before pretrain.py recorded its thread count).
+NOTES = {
+    "dcgan_bricks": "its second session (8,305 of the steps, 2026-12-04) ran on one thread "
+                    "(TF_NUM_INTRAOP_THREADS=1, nice 19) while diffusion_flowers trained on the "
+                    "other core and chapters executed beside them",
+    "diffusion_flowers": "one thread (TF_NUM_INTRAOP_THREADS=1, nice 19), beside dcgan_bricks "
+                         "and chapter executions",
+}
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
 
@@ -58,6 +68,7 @@ def report() -> str:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in r.get("metrics", {}).items())
         lines.append(f"| `{name}` | {r['steps']:,} | {r['examples_seen']:,} {r['unit']}{passes} | "
                      f"{_hours(r['wall_seconds'])} | {len(r.get('sessions', [])) or 1} | {metrics} |")
+    lines += [""] + [f"- `{name}`: {note}." for name, note in NOTES.items() if name in published]
     lines += ["", "Each run's machine line and exact command are in its manifest record.", "",
               "## Before and after, in the chapters", "",
               "| weights | chapter | yardstick | trained on the page | published weights | floor |",
