@@ -76,3 +76,22 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def offline_tab(browser, site: str):
+    """A new tab that refuses, and records, any request outside the local server `site`, and
+    records console errors; returns (context, tab, outside, errors)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside, errors = [], []
+
+    def route(r):
+        if r.request.url.startswith((site, "data:", "blob:")):
+            return r.continue_()
+        outside.append(r.request.url)
+        return r.abort()
+
+    context.route("**/*", route)
+    tab = context.new_page()
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    return context, tab, outside, errors

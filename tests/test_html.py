@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 import book
-from conftest import ROOT, serve
+from conftest import ROOT, offline_tab, serve
 
 
 
@@ -84,21 +84,8 @@ PAGES = ["book/intro"] + [str(p.relative_to(ROOT).with_suffix("")) for p in book
 @pytest.mark.build
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_offline(site, browser, page):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
     # No network: anything not served by the local server is blocked and recorded.
-    external = []
-
-    def route(r):
-        if r.request.url.startswith((site, "data:", "blob:")):
-            return r.continue_()
-        external.append(r.request.url)
-        return r.abort()
-
-    context.route("**/*", route)
-    tab = context.new_page()
-    errors = []
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda e: errors.append(str(e)))
+    context, tab, external, errors = offline_tab(browser, site)
     tab.goto(f"{site}/{page}.html", wait_until="networkidle")
     tab.wait_for_function("() => !window.MathJax || !MathJax.startup || MathJax.startup.promise", timeout=10_000)
     tab.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")

@@ -13,7 +13,7 @@ import pytest
 
 import gdl.live
 import gdl.weights
-from conftest import ROOT, serve
+from conftest import ROOT, offline_tab, serve
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -175,19 +175,7 @@ def live_page(tmp_path_factory):
 def open_page(browser, url):
     """A tab on url/page.html that refuses (and lists) requests outside the local server, and
     lists console errors; returns (context, tab, outside, errors)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    outside, errors = [], []
-
-    def route(r):
-        if r.request.url.startswith((url, "data:", "blob:")):
-            return r.continue_()
-        outside.append(r.request.url)
-        return r.abort()
-
-    context.route("**/*", route)
-    tab = context.new_page()
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda e: errors.append(str(e)))
+    context, tab, outside, errors = offline_tab(browser, url)
     tab.goto(f"{url}/page.html")
     tab.wait_for_selector("div.gdl-live[data-state=live]", timeout=60_000)
     return context, tab, outside, errors
