@@ -71,6 +71,27 @@
     return el;
   }
 
+  // A task that a new request interrupts: run() starts `body(current)` unless it is running;
+  // body polls current() (false once a newer request came) and stops early, and the task then
+  // starts again for the newest request.
+  function restartable(body) {
+    let requested = 0, running = false;
+    return async function run() {
+      requested++;
+      if (running) return;
+      running = true;
+      try {
+        for (;;) {
+          const mine = requested;
+          await body(function () { return requested === mine; });
+          if (requested === mine) break;
+        }
+      } finally {
+        running = false;
+      }
+    };
+  }
+
   async function start(root) {
     const settings = JSON.parse(root.dataset.settings);
     const note = root.querySelector(".gdl-live-note");
@@ -378,39 +399,27 @@
 
     // A request made while sampling (new noise, other steps) stops the running sampling after
     // its current step and starts again.
-    let requested = 0, running = false;
-    async function render() {
-      requested++;
-      if (running) return;
-      running = true;
-      try {
-        for (;;) {
-          const mine = requested;
-          drawGrid(toPixels(noise));
-          clearTrajectory();
-          let computing = 0, since = performance.now();   // network and arithmetic, not drawing
-          const pixels = await ddim(noise, n, steps, async function (i, x, clean) {
-            computing += performance.now() - since;
-            drawGrid(toPixels(clean));
-            drawStep(i, x, clean);
-            await paint();
-            since = performance.now();
-            return requested === mine;
-          });
-          if (pixels) {
-            drawGrid(pixels);
-            status.textContent = `${meta.what}: ${mb} MB, ${n} samples in ${steps} DDIM ` +
-              `step${steps > 1 ? "s" : ""} (one U-Net call each): ${computing.toFixed(0)} ms in ` +
-              "this browser (ONNX Runtime Web, one thread). The U-Net was trained for " +
-              `${meta.steps.toLocaleString("en")} steps.`;
-            root.dataset.state = "live";
-          }
-          if (requested === mine) break;
-        }
-      } finally {
-        running = false;
+    const render = restartable(async function (current) {
+      drawGrid(toPixels(noise));
+      clearTrajectory();
+      let computing = 0, since = performance.now();   // network and arithmetic, not drawing
+      const pixels = await ddim(noise, n, steps, async function (i, x, clean) {
+        computing += performance.now() - since;
+        drawGrid(toPixels(clean));
+        drawStep(i, x, clean);
+        await paint();
+        since = performance.now();
+        return current();
+      });
+      if (pixels) {
+        drawGrid(pixels);
+        status.textContent = `${meta.what}: ${mb} MB, ${n} samples in ${steps} DDIM ` +
+          `step${steps > 1 ? "s" : ""} (one U-Net call each): ${computing.toFixed(0)} ms in ` +
+          "this browser (ONNX Runtime Web, one thread). The U-Net was trained for " +
+          `${meta.steps.toLocaleString("en")} steps.`;
+        root.dataset.state = "live";
       }
-    }
+    });
 
     again.addEventListener("click", function () {
       noise = normals(rand, n * perImage);
@@ -558,53 +567,41 @@
 
     // A request made while writing (another prompt, the button) stops the running text after
     // its current word and starts again.
-    let requested = 0, running = false;
-    async function write() {
-      requested++;
-      if (running) return;
-      running = true;
-      try {
-        for (;;) {
-          const mine = requested;
-          const prompt = prompts[parseInt(select.value, 10)];
-          const t = parseFloat(temperature.value);
-          const k = parseInt(topK.value, 10) === allK ? null : parseInt(topK.value, 10);
-          const ids = encode(prompt);
-          const promptLength = ids.length;
-          cursor.hidden = false;
-          show(ids, promptLength);
-          status.textContent = `Writing, temperature ${t.toFixed(2)}` + (k ? `, top-${k}` : "") +
-            "\u2026";
-          let computing = 0, ended = false;
-          while (ids.length < meta.max_len && requested === mine) {
-            const t0 = performance.now();
-            const next = choose(await logits(ids), t, k, rand());
-            const ms = performance.now() - t0;
-            computing += ms;
-            if (next === meta.end_id) { ended = true; break; }
-            ids.push(next);
-            show(ids, promptLength);
-            await wait(Math.max(0, PACE_MS - ms));
-          }
-          if (requested === mine) {
-            cursor.hidden = true;
-            if (!ended) body.textContent += "\u2026";     // cut off by the context, mid-sentence
-            const tokens = Math.max(1, ids.length - promptLength + (ended ? 1 : 0));  // calls
-            const end = ended ? "it ended the review"
-              : `it filled its context of ${meta.max_len} tokens`;
-            const how = `temperature ${t.toFixed(2)}` + (k ? `, top-${k}` : "");
-            status.textContent = `${meta.what}: ${mb} MB; ${tokens} tokens in ` +
-              `${computing.toFixed(0)} ms in this browser, ${(computing / tokens).toFixed(1)} ` +
-              "ms a token (ONNX Runtime Web, one thread, the whole text read again for each " +
-              `token); ${how}; ${end}. Trained for ${meta.steps.toLocaleString("en")} steps.`;
-            root.dataset.state = "live";
-            break;
-          }
-        }
-      } finally {
-        running = false;
+    const write = restartable(async function (current) {
+      const prompt = prompts[parseInt(select.value, 10)];
+      const t = parseFloat(temperature.value);
+      const k = parseInt(topK.value, 10) === allK ? null : parseInt(topK.value, 10);
+      const ids = encode(prompt);
+      const promptLength = ids.length;
+      cursor.hidden = false;
+      show(ids, promptLength);
+      status.textContent = `Writing, temperature ${t.toFixed(2)}` + (k ? `, top-${k}` : "") +
+        "\u2026";
+      let computing = 0, ended = false;
+      while (ids.length < meta.max_len && current()) {
+        const t0 = performance.now();
+        const next = choose(await logits(ids), t, k, rand());
+        const ms = performance.now() - t0;
+        computing += ms;
+        if (next === meta.end_id) { ended = true; break; }
+        ids.push(next);
+        show(ids, promptLength);
+        await wait(Math.max(0, PACE_MS - ms));
       }
-    }
+      if (current()) {
+        cursor.hidden = true;
+        if (!ended) body.textContent += "\u2026";     // cut off by the context, mid-sentence
+        const tokens = Math.max(1, ids.length - promptLength + (ended ? 1 : 0));  // calls
+        const end = ended ? "it ended the review"
+          : `it filled its context of ${meta.max_len} tokens`;
+        const how = `temperature ${t.toFixed(2)}` + (k ? `, top-${k}` : "");
+        status.textContent = `${meta.what}: ${mb} MB; ${tokens} tokens in ` +
+          `${computing.toFixed(0)} ms in this browser, ${(computing / tokens).toFixed(1)} ` +
+          "ms a token (ONNX Runtime Web, one thread, the whole text read again for each " +
+          `token); ${how}; ${end}. Trained for ${meta.steps.toLocaleString("en")} steps.`;
+        root.dataset.state = "live";
+      }
+    });
 
     button.addEventListener("click", write);
     select.addEventListener("change", write);
