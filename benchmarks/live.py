@@ -15,7 +15,6 @@ the way a chapter calls it. --smoke times the tiny smoke weights (a check of the
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ def measure(name: str, weights: str, repeats: int) -> dict:
 
     import gdl.live
     import gdl.weights
-    from conftest import CHROMIUM, CHROMIUM_ARGS, serve
+    from conftest import CHROMIUM, CHROMIUM_ARGS, live_site, serve
     from gdl.viz.live import live_diffusion, live_generator, live_writer
 
     live = gdl.live.LIVE_MODELS[name]
@@ -50,11 +49,8 @@ def measure(name: str, weights: str, repeats: int) -> dict:
     gdl.weights.load(weights, model, record["settings"])
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp)
-        static = site / "_static"
-        meta = gdl.live.export_live(name, static / "live", weights_name=weights)
-        shutil.copytree(gdl.live.runtime(), static / "ort")
-        gdl.live.write_index(static / "live", runtime=True)
-        shutil.copy(ROOT / "book" / "_static" / "live.js", static / "live.js")
+        # exported here first (its description sets up the widget); live_site reuses the files
+        meta = gdl.live.export_live(name, site / "_static" / "live", weights_name=weights)
         rng = np.random.default_rng(0)
         per = 1                                   # generations per timed call (text: tokens)
         if live.kind == "text":
@@ -89,9 +85,7 @@ def measure(name: str, weights: str, repeats: int) -> dict:
 
             def keras_call():
                 np.asarray(part(x, training=False))
-        (site / "page.html").write_text(
-            "<!doctype html><html><head><link rel='icon' href='data:,'>"
-            f"<script src='_static/live.js' defer></script></head><body>{widget.data}</body></html>")
+        live_site(site, name, weights, widget.data)
         browser_ms, keras_ms = [], []
         with serve(site) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

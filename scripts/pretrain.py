@@ -69,6 +69,7 @@ class Recipe:
     steps: int               # the default target: about what two hours of two CPU cores reach in
                              # `cpu` (measured Dec 2026, under load); --minutes stops it anyway
     evaluate: Callable[[keras.Model], dict] | None = None   # held-out metrics for the record
+    extra: dict | None = None   # further record fields a page needs (a text model's vocabulary)
 
 
 # --------------------------------------------------------------------------- data, as the chapters prepare it
@@ -410,7 +411,7 @@ def gpt_wine() -> Recipe:
                   dict(batch_size=64, optimizer="Adam", learning_rate="cosine 1e-3 -> 1e-4",
                        decay_steps=steps, dropout=dropout, training_reviews=len(x)),
                   model, lambda seed: batches(x, y, batch_size=64, seed=seed), 64, "reviews",
-                  steps, evaluate)
+                  steps, evaluate, extra={"vocabulary": "\n".join(vocab)})   # for the live page
 
 
 # In priority order (the order to run them in when time is short).
@@ -592,7 +593,7 @@ def publish(name: str, recipe: Recipe, state: dict) -> dict:
         note += "; validation_*: the held-out split the chapter uses, at the end"
     record = gdl.weights.save(published_name(name), recipe.model, {
         "family": recipe.family, "recipe": name, "profile": state["profile"],
-        "settings": recipe.settings, "training": recipe.training,
+        "settings": recipe.settings, **(recipe.extra or {}), "training": recipe.training,
         "steps": state["steps"], "examples_seen": state["examples_seen"], "unit": recipe.unit,
         "wall_seconds": round(state["wall_seconds"], 1),
         "run_info": main.get("run_info", ""), "command": last.get("command", ""),

@@ -95,3 +95,26 @@ def offline_tab(browser, site: str):
     tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     tab.on("pageerror", lambda e: errors.append(str(e)))
     return context, tab, outside, errors
+
+
+def live_site(site: Path, name: str, weights: str, widget_html: str) -> dict:
+    """site/page.html holding a live widget's HTML, laid out as the built book is: live.js and
+    gdl.css in _static, `name` exported there from the weights `weights`, ONNX Runtime Web
+    (skips the test where it cannot be had). Returns the export's description."""
+    import gdl.live
+
+    try:
+        runtime = gdl.live.runtime()
+    except gdl.live.LiveError as exc:
+        pytest.skip(f"ONNX Runtime Web unavailable: {exc}")
+    static = site / "_static"
+    meta = gdl.live.export_live(name, static / "live", weights_name=weights)
+    shutil.copytree(runtime, static / "ort", dirs_exist_ok=True)
+    gdl.live.write_index(static / "live", runtime=True)
+    for file in ("live.js", "gdl.css"):
+        shutil.copy(ROOT / "book" / "_static" / file, static / file)
+    (site / "page.html").write_text(
+        "<!doctype html><html><head><link rel='icon' href='data:,'>"
+        "<link rel='stylesheet' href='_static/gdl.css'>"
+        f"<script src='_static/live.js' defer></script></head><body>{widget_html}</body></html>")
+    return meta

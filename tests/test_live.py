@@ -13,7 +13,7 @@ import pytest
 
 import gdl.live
 import gdl.weights
-from conftest import ROOT, offline_tab, serve
+from conftest import live_site, offline_tab, serve
 
 pytestmark = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",
@@ -115,17 +115,36 @@ def test_export_live_diffusion_unet(tmp_path):
                                atol=1e-4)      # the network generate() samples with
 
 
-def test_live_widgets_check_the_kind():
-    from gdl.viz.live import live_diffusion, live_generator
+def test_live_widget_settings():
+    from gdl.viz.live import live_diffusion
 
-    with pytest.raises(ValueError, match="live_diffusion"):
-        live_generator("diffusion_flowers", np.zeros((8, 32, 32, 3)))
-    with pytest.raises(ValueError, match="live_generator"):
-        live_diffusion("dcgan_bricks", np.zeros((8, 32, 32, 1)))
     with pytest.raises(ValueError, match="1 to 20"):
         live_diffusion("diffusion_flowers", np.zeros((8, 32, 32, 3)), steps=25)
+    with pytest.raises(ValueError, match="multiple of ncols"):
+        live_diffusion("diffusion_flowers", np.zeros((6, 32, 32, 3)), ncols=4)
+    with pytest.raises(ValueError, match="not a live model's name"):
+        live_diffusion("diffusion flowers", np.zeros((8, 32, 32, 3)))
     html = live_diffusion("diffusion_flowers", np.zeros((8, 32, 32, 3)), ncols=4, steps=5).data
     assert "&quot;steps&quot;: 5" in html and "&quot;ncols&quot;: 4" in html
+    assert "&quot;kind&quot;: &quot;ddim&quot;" in html
+
+
+def test_the_build_checks_each_live_view_against_the_models():
+    from gdl.viz.live import live_diffusion, live_generator, live_writer
+
+    images = np.zeros((8, 32, 32, 3))
+    page = (live_generator("dcgan_bricks", images).data
+            + live_diffusion("diffusion_flowers", images).data
+            + live_writer("gpt_wine", PROMPTS, sample_text="").data)
+    assert gdl.live.check_views(page) == []
+    wrong = (live_generator("diffusion_flowers", images).data
+             + live_writer("dcgan_bricks", PROMPTS, sample_text="").data
+             + live_generator("no_such_model", images).data)
+    problems = gdl.live.check_views(wrong)
+    assert len(problems) == 3
+    assert "'diffusion_flowers' asks for kind 'latent-grid'" in problems[0]
+    assert "live_diffusion" in problems[0] and "live_generator" in problems[1]
+    assert "no such model" in problems[2] and "gpt_wine" in problems[2]
 
 
 def test_runtime_integrity_check():
@@ -141,24 +160,7 @@ def test_missing_runtime_offline_names_the_fix(tmp_path, monkeypatch):
 
 
 def make_site(site, name, weights, widget):
-    """A page holding `widget` (the cell's HTML object), laid out as the built book is, with
-    `name` exported from `weights`; returns the export's description."""
-    try:
-        runtime = gdl.live.runtime()
-    except gdl.live.LiveError as exc:
-        pytest.skip(f"ONNX Runtime Web unavailable: {exc}")
-    static = site / "_static"
-    meta = gdl.live.export_live(name, static / "live", weights_name=weights)
-    shutil.copytree(runtime, static / "ort", dirs_exist_ok=True)
-    gdl.live.write_index(static / "live", runtime=True)
-    shutil.copy(ROOT / "book" / "_static" / "live.js", static / "live.js")
-    shutil.copy(ROOT / "book" / "_static" / "gdl.css", static / "gdl.css")
-    (site / "page.html").write_text(
-        "<!doctype html><html><head><link rel='icon' href='data:,'>"
-        "<link rel='stylesheet' href='_static/gdl.css'>"
-        "<script src='_static/live.js' defer></script></head>"
-        f"<body>{widget.data}</body></html>")
-    return meta
+    return live_site(site, name, weights, widget.data)
 
 
 @pytest.fixture(scope="module")
@@ -306,20 +308,29 @@ def test_export_live_gpt_next_token_logits(writer_page):
         np.testing.assert_allclose(got, expected, atol=LOGITS_TOLERANCE)
 
 
-def test_export_live_gpt_refuses_another_vocabulary(tmp_path, monkeypatch, shared_data):
-    monkeypatch.setattr(gdl.live, "WINE_REVIEWS", {"smoke": 200})   # not the weights' corpus
-    with pytest.raises(gdl.live.LiveError, match="vocabulary.*SHA-256"):
-        gdl.live.export_live("gpt_wine", tmp_path, weights_name=GPT_SMOKE)
-    assert list(tmp_path.iterdir()) == []
+def test_export_live_gpt_reads_its_vocabulary_from_the_record(tmp_path, monkeypatch,
+                                                               empty_data_dir):
+    """No dataset needed (the site's build has none); a record whose vocabulary is missing or
+    is not the one the weights were trained with is refused, and nothing is written."""
+    out = tmp_path / "live"
+    published = gdl.weights.record(GPT_SMOKE)
+    for change, error in [(lambda r: r.pop("vocabulary"), "holds no vocabulary.*--publish"),
+                          (lambda r: r.update(vocabulary=r["vocabulary"].replace("wine", "vin")),
+                           "vocabulary.*SHA-256")]:
+        record = json.loads(json.dumps(published))
+        change(record)
+        monkeypatch.setattr(gdl.weights, "record", lambda name, r=record: r)
+        with pytest.raises(gdl.live.LiveError, match=error):
+            gdl.live.export_live("gpt_wine", out, weights_name=GPT_SMOKE)
+        assert not out.exists() or list(out.iterdir()) == []
+    monkeypatch.setattr(gdl.weights, "record", lambda name: published)
+    meta = gdl.live.export_live("gpt_wine", out, weights_name=GPT_SMOKE)
+    assert meta["vocabulary"] == published["vocabulary"].split("\n")
 
 
 def test_live_writer_settings():
-    from gdl.viz.live import live_generator, live_writer
+    from gdl.viz.live import live_writer
 
-    with pytest.raises(ValueError, match="live_writer"):
-        live_generator("gpt_wine", np.zeros((8, 32, 32, 1)))
-    with pytest.raises(ValueError, match="live_generator"):
-        live_writer("dcgan_bricks", PROMPTS, sample_text="")
     with pytest.raises(ValueError, match="0.1 to 1.5"):
         live_writer("gpt_wine", PROMPTS, sample_text="", temperature=2.0)
     with pytest.raises(ValueError, match="1 to 50"):

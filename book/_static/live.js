@@ -127,8 +127,10 @@
 
     const kind = meta.kind || "latent-grid";
     const widget = { "latent-grid": latentGrid, ddim: ddimSampler, text: textWriter }[kind];
-    if (!widget) {
-      note.textContent = `This script cannot run a live view of kind "${kind}"; the ${made} ` +
+    if (!widget || (settings.kind && settings.kind !== kind)) {
+      const why = widget ? `${settings.model} is a model of kind "${kind}", the page asks for ` +
+        `"${settings.kind}"` : `this script cannot run a live view of kind "${kind}"`;
+      note.textContent = `The live view is not available here (${why}); the ${made} ` +
         "above was made when the page was executed.";
       root.dataset.state = "static";
       return;

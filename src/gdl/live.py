@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import io
 import json
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -267,43 +269,35 @@ def _text_more_probes(settings: dict, rng: np.random.Generator) -> list[np.ndarr
 
 
 def _text_signature(settings: dict) -> list:
-    import tensorflow as tf       # the export runs on the TensorFlow backend (tf2onnx)
+    import keras
 
-    return [tf.TensorSpec((None, None), tf.int32, name="tokens")]   # batch, length: dynamic
-
-
-# Reviews the vocabulary was built from, per profile of the weights (None: all of them); as
-# scripts/pretrain.py's `_wine` and chapter 9's N_REVIEWS. The SHA-256 check below catches
-# any drift.
-WINE_REVIEWS = {"smoke": 300}
+    return [keras.InputSpec(shape=(None, None), dtype="int32", name="tokens")]  # batch, length
 
 
-def wine_vocabulary(record: dict) -> list[str]:
-    """The vocabulary (id -> token) the GPT of `record` was trained with: chapter 5's tokenizer
-    on the wine corpus plus chapter 9's <start>, checked against the record's SHA-256."""
-    from gdl.data.wine import wine_corpus
-
-    settings = record["settings"]
-    n_reviews = WINE_REVIEWS.get(record.get("profile"))
-    corpus = wine_corpus(n_reviews)
-    vocab = [str(w) for w in corpus.vectorizer(settings["network"]["vocab_size"] - 1, 1)
-             .get_vocabulary()] + ["<start>"]
-    digest = hashlib.sha256("\n".join(vocab).encode()).hexdigest()
-    if digest != settings["vocabulary_sha256"]:
+def text_vocabulary(record: dict) -> list[str]:
+    """The vocabulary (id -> token) the language model of `record` was trained with: published
+    in its record (one token per line), checked against the SHA-256 in its settings."""
+    text = record.get("vocabulary")
+    if not isinstance(text, str):
         raise LiveError(
-            f"The vocabulary rebuilt for the weights {record['name']!r} (chapter 5's tokenizer, "
-            f"{settings['network']['vocab_size'] - 1} tokens, on "
-            f"{n_reviews or 'all the'} wine reviews, plus <start>) has SHA-256 {digest}, the "
-            f"weights were trained with {settings['vocabulary_sha256']}: the page would write "
-            "other words than the model means. Check the wine data (GDL_DATA_DIR) and "
-            "gdl.live.WINE_REVIEWS against the recipe in scripts/pretrain.py.")
-    return vocab
+            f"The record of {record['name']!r} holds no vocabulary, so the page could not encode "
+            "a prompt or decode the model's words. Publish the weights again with scripts/"
+            f"pretrain.py (`python scripts/pretrain.py {record.get('recipe', record['name'])} "
+            "--publish`), which writes it.")
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if digest != record["settings"]["vocabulary_sha256"]:
+        raise LiveError(
+            f"The vocabulary in the record of {record['name']!r} has SHA-256 {digest}, the "
+            f"weights were trained with {record['settings']['vocabulary_sha256']}: the page "
+            "would write other words than the model means. Restore weights/manifest.json "
+            "(git checkout -- weights/manifest.json) or publish the weights again.")
+    return text.split("\n")
 
 
 def _text_description(record: dict, part) -> dict:
     """What the page's writer needs besides the network: the vocabulary and its special ids."""
     net = record["settings"]["network"]
-    vocab = wine_vocabulary(record)
+    vocab = text_vocabulary(record)
     if len(vocab) != net["vocab_size"]:
         raise LiveError(f"{len(vocab)} tokens in the vocabulary, {net['vocab_size']} logits")
     start = net.get("start_id", net["vocab_size"] - 1)
@@ -327,6 +321,27 @@ LIVE_MODELS: dict[str, LiveModel] = {
                           describe=_text_description, more_probes=_text_more_probes,
                           signature=_text_signature),
 }
+
+
+_VIEW_SETTINGS = re.compile(r'class="gdl-live" data-settings="([^"]*)"')
+_WIDGETS = {"latent-grid": "live_generator", "ddim": "live_diffusion", "text": "live_writer"}
+
+
+def check_views(page_html: str) -> list[str]:
+    """What is wrong with the live views (gdl.viz.live widgets) in a page's HTML: a model that is
+    not in LIVE_MODELS, or a widget of another kind than its model's. The build reports these."""
+    problems = []
+    for found in _VIEW_SETTINGS.finditer(page_html):
+        settings = json.loads(html.unescape(found.group(1)))
+        name, kind = settings.get("model"), settings.get("kind")
+        if name not in LIVE_MODELS:
+            problems.append(f"live view of {name!r}: no such model in gdl.live.LIVE_MODELS "
+                            f"(known: {', '.join(sorted(LIVE_MODELS))})")
+        elif kind and LIVE_MODELS[name].kind != kind:
+            have = LIVE_MODELS[name].kind
+            problems.append(f"live view of {name!r} asks for kind {kind!r}, but it is a {have!r} "
+                            f"model: show it with gdl.viz.live.{_WIDGETS[have]}")
+    return problems
 
 
 def export_live(name: str, folder: str | os.PathLike, weights_name: str | None = None) -> dict:
