@@ -190,3 +190,17 @@ def test_binder_environment_is_a_subset_of_the_book_requirements():
     assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
     assert "-e ." in lines(binder), "Binder must install the book's package (gdl)"
     assert names(binder) <= names(ROOT / "requirements.txt")
+
+
+def test_every_reference_has_exactly_one_link():
+    """arXiv papers by their eprint, the others by DOI or URL: never two links, never none."""
+    import pybtex.database
+
+    entries = pybtex.database.parse_file(ROOT / "book" / "references.bib").entries
+    links = {key: [f for f in ("eprint", "doi", "url") if f in e.fields]
+             for key, e in entries.items()}
+    assert {k: v for k, v in links.items() if len(v) != 1} == {}
+    for key, e in entries.items():
+        if "eprint" in e.fields:
+            assert e.fields.get("archivePrefix") == "arXiv", key
+            assert re.fullmatch(r"\d{4}\.\d{4,5}", e.fields["eprint"]), key
