@@ -78,6 +78,31 @@ def test_export_live_from_the_weights_store(tmp_path):
     assert (tmp_path / "dcgan_bricks.onnx").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize("name", ["wgan_faces", "cgan_blond"])
+def test_export_live_face_generators(tmp_path, name):
+    """Chapter 4's face generators; the conditional one takes its label as a second input,
+    which the page mixes between the two classes."""
+    import onnxruntime as ort
+
+    weights = f"{name}.smoke"
+    meta = gdl.live.export_live(name, tmp_path, weights_name=weights)
+    record = gdl.weights.record(weights)
+    assert meta["parity_max_abs"] < 1e-4 and meta["output_shape"][-1] == 3
+    model, generator = gdl.live.LIVE_MODELS[name].build(record["settings"])
+    gdl.weights.load(weights, model, record["settings"])
+    session = ort.InferenceSession(str(tmp_path / f"{name}.onnx"))
+    z = np.random.default_rng(4).normal(size=(3, meta["input_size"])).astype("float32")
+    if name == "cgan_blond":
+        assert meta["label"] == "Blond_Hair" and meta["label_size"] == 2
+        labels = np.array([[1, 0], [0.5, 0.5], [0, 1]], "float32")
+        got = session.run(None, dict(zip([i.name for i in session.get_inputs()], [z, labels])))
+        want = generator([z, labels])
+    else:
+        assert "label" not in meta
+        got, want = session.run(None, {session.get_inputs()[0].name: z}), generator(z)
+    np.testing.assert_allclose(got[0], np.asarray(want), atol=1e-4)
+
+
 def _diffusion_model(weights=DIFFUSION_SMOKE):
     record = gdl.weights.record(weights)
     model, unet = gdl.live.LIVE_MODELS["diffusion_flowers"].build(record["settings"])
@@ -201,6 +226,84 @@ def test_widget_runs_the_generator_in_the_browser(live_page, browser):
         gdl.weights.load(SMOKE_WEIGHTS, model, record["settings"])
         np.testing.assert_allclose(np.array(got).reshape(2, *meta["output_shape"]),
                                    np.asarray(generator(z)), atol=1e-4)
+        context.close()
+    assert not errors, errors
+    assert not outside, outside
+
+
+VAE_SMOKE = "vae_fashion.smoke"    # committed, tiny: chapter 3's 2-D VAE after 4 steps
+CLASSES = ["a", "b", "c"]
+
+
+def _plane(**kw):
+    from gdl.viz.live_plane import live_plane
+
+    rng = np.random.default_rng(0)
+    return live_plane("vae_fashion", np.zeros((16, 32, 32, 1)), rng.normal(size=(300, 2)),
+                      rng.integers(0, 3, 300), CLASSES, **kw)
+
+
+def test_live_plane_settings():
+    from gdl.viz.live_plane import live_plane
+
+    html = _plane(extent=(-2, 2), start=(0.5, -1.0)).data
+    assert "&quot;kind&quot;: &quot;latent-plane&quot;" in html
+    assert "&quot;start&quot;: [0.5, -1.0]" in html and "--swatch: #1f77b4" in html
+    with pytest.raises(ValueError, match="square grid"):
+        live_plane("vae_fashion", np.zeros((15, 32, 32, 1)), np.zeros((3, 2)), [0, 1, 2], CLASSES)
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        live_plane("vae_fashion", np.zeros((16, 32, 32, 1)), np.zeros((3, 3)), [0, 1, 2], CLASSES)
+    with pytest.raises(ValueError, match="holding start"):
+        _plane(extent=(-2, 2), start=(3.0, 0.0))
+    with pytest.raises(ValueError, match="class names"):
+        live_plane("vae_fashion", np.zeros((16, 32, 32, 1)), np.zeros((3, 2)), [0, 1, 5], CLASSES)
+
+
+def test_scatter_raster_puts_points_where_the_plane_says():
+    from gdl.viz.live_plane import _scatter_raster
+
+    colours = [(1.0, 0.0, 0.0), (0.0, 0.0, 1.0)]
+    raster = _scatter_raster(np.array([[-1.5, 1.5], [1.5, -1.5]]), np.array([0, 1]), colours,
+                             (-2.0, 2.0), 40)
+    # (-1.5, 1.5): the upper left, red; (1.5, -1.5): the lower right, blue
+    assert raster[5, 5, 0] > 0.9 and raster[5, 5, 2] < 0.5
+    assert raster[35, 35, 2] > 0.9 and raster[35, 35, 0] < 0.5
+    assert raster[19, 30].min() < 1.0 and raster[30, 2].min() == 1.0   # the line z[1] = 0; empty
+
+
+@pytest.fixture(scope="module")
+def plane_page(tmp_path_factory):
+    """A page with chapter 3's latent plane on the smoke VAE."""
+    site = tmp_path_factory.mktemp("site")
+    return site, make_site(site, "vae_fashion", VAE_SMOKE, _plane(caption="test"))
+
+
+def test_plane_widget_decodes_where_the_reader_points(plane_page, browser):
+    site, meta = plane_page
+    assert meta["kind"] == "latent-plane" and meta["input_size"] == 2
+    record = gdl.weights.record(VAE_SMOKE)
+    model, decoder = gdl.live.LIVE_MODELS["vae_fashion"].build(record["settings"])
+    gdl.weights.load(VAE_SMOKE, model, record["settings"])
+    widget = "window.gdlLive.widgets['vae_fashion']"
+    with serve(site) as url:
+        context, tab, outside, errors = open_page(browser, url)
+        z = np.array([[1.2, -0.7], [-2.0, 2.5]], "float32")
+        got = tab.evaluate(f"async z => Array.from(await {widget}.run(new Float32Array(z), 2))",
+                           z.ravel().tolist())
+        np.testing.assert_allclose(np.array(got).reshape(2, 32, 32, 1), np.asarray(decoder(z)),
+                                   atol=1e-5)
+        # a drag over the plane moves the point and repaints the decoded image
+        pixels = f"() => {widget}.canvas.toDataURL()"
+        before = tab.evaluate(pixels)
+        box = tab.locator("canvas.gdl-live-plane").bounding_box()
+        tab.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.5 * box["height"])
+        tab.mouse.down()
+        tab.mouse.move(box["x"] + 0.9 * box["width"], box["y"] + 0.1 * box["height"], steps=5)
+        tab.mouse.up()
+        tab.wait_for_function(f"() => ({pixels})() !== {json.dumps(before)}", timeout=10_000)
+        where = tab.locator(".gdl-live-side .gdl-live-status").inner_text()
+        assert where == "z = (2.80, 2.80)", where       # 0.9 of the way across (-3.5, 3.5)
+        assert tab.locator(".gdl-live-legend span").count() == 3
         context.close()
     assert not errors, errors
     assert not outside, outside

@@ -4,9 +4,12 @@
  * picture drawn when the chapter ran. On a page served over HTTP this script fetches the
  * model's description (_static/live/NAME.json) and ONNX file, loads ONNX Runtime Web from
  * _static/ort/ (only on pages that have a live view), and replaces the picture with the
- * model running live. Two kinds (the description's "kind"):
+ * model running live. Four kinds (the description's "kind"):
  *  - "latent-grid" (a GAN generator): new samples on a click, sliders that move every latent
- *    vector along a fixed direction;
+ *    vector along a fixed direction, and, for a generator conditioned on a yes/no attribute,
+ *    a slider from one class to the other;
+ *  - "latent-plane" (a decoder of 2-D latents; cell made by gdl.viz.live_plane): drag a point
+ *    over the plane, with the encoded test set drawn behind it, and see what is decoded there;
  *  - "ddim" (a diffusion model's noise-predicting U-Net): DDIM sampling from seeded noise, as
  *    gdl.models.diffusion.DiffusionModel.generate does it, with a slider for the number of
  *    steps, drawing every step's estimate of the clean images as it goes;
@@ -14,8 +17,9 @@
  *    gdl.viz.live_writer): writes a review after a chosen prompt one word at a time, with
  *    temperature and top-k, as gdl.models.transformer.GPT.generate samples.
  * Where any of that is missing the picture (or text) stays, with a line saying why.
- * window.gdlLive.widgets[NAME] exposes run(z, n) (latent-grid), sample(noise, n, steps)
- * (ddim) or logits(ids) and greedy(promptIds, n) (text) for the book's browser tests.
+ * window.gdlLive.widgets[NAME] exposes run(z, n) (latent-grid; latent-plane, with setPoint(z)),
+ * sample(noise, n, steps) (ddim) or logits(ids) and greedy(promptIds, n) (text) for the book's
+ * browser tests.
  */
 (function () {
   "use strict";
@@ -126,7 +130,8 @@
     }
 
     const kind = meta.kind || "latent-grid";
-    const widget = { "latent-grid": latentGrid, ddim: ddimSampler, text: textWriter }[kind];
+    const widget = { "latent-grid": latentGrid, "latent-plane": latentPlane, ddim: ddimSampler,
+                     text: textWriter }[kind];
     if (!widget || (settings.kind && settings.kind !== kind)) {
       const why = widget ? `${settings.model} is a model of kind "${kind}", the page asks for ` +
         `"${settings.kind}"` : `this script cannot run a live view of kind "${kind}"`;
@@ -135,7 +140,13 @@
       root.dataset.state = "static";
       return;
     }
-    await widget(root, settings, meta, session, ort);
+    try {
+      await widget(root, settings, meta, session, ort);
+    } catch (err) {
+      note.textContent = `The live view is not available here (${err.message}); the ${made} ` +
+        "above was made when the page was executed.";
+      root.dataset.state = "static";
+    }
   }
 
   // One image (H*W*C values of `pixels` from `offset` on) drawn at (x, y) on `context`,
@@ -175,6 +186,9 @@
       dirs.push(d.map(function (v) { return v / norm; }));
     }
     const amounts = new Float32Array(settings.directions);
+    // A generator conditioned on one yes/no attribute (meta.label): its one-hot label
+    // [no, yes] becomes [1 - a, a], a slider between the two classes.
+    let attribute = settings.label ?? 1;
 
     const panel = element("div", { class: "gdl-live-panel" });
     const canvas = element("canvas", {
@@ -191,6 +205,20 @@
       controls.appendChild(label);
       return input;
     });
+    let labelSlider = null;
+    if (meta.label_size) {
+      const label = element("label", {}, `${meta.label} `);
+      labelSlider = element("input", { type: "range", min: "0", max: "1", step: "0.05",
+                                       value: String(attribute) });
+      const shown = element("span", {}, attribute.toFixed(2));
+      labelSlider.addEventListener("input", function () {
+        attribute = parseFloat(labelSlider.value);
+        shown.textContent = attribute.toFixed(2);
+        render();
+      });
+      label.append(labelSlider, " ", shown);
+      controls.appendChild(label);
+    }
     const status = element("p", { class: "gdl-live-status" });
     panel.append(canvas, controls, status);
     root.querySelector(".gdl-live-static").replaceWith(panel);
@@ -200,9 +228,15 @@
     context.imageSmoothingEnabled = false;
     const mb = (meta.onnx_bytes / 1e6).toFixed(1);
 
-    async function run(latents, count) {
-      const input = new ort.Tensor("float32", latents, [count, size]);
-      const out = await session.run({ [session.inputNames[0]]: input });
+    async function run(latents, count, mix) {
+      const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", latents, [count, size]) };
+      if (meta.label_size) {
+        const a = mix ?? attribute;
+        const labels = new Float32Array(2 * count);
+        for (let i = 0; i < count; i++) { labels[2 * i] = 1 - a; labels[2 * i + 1] = a; }
+        feeds[session.inputNames[1]] = new ort.Tensor("float32", labels, [count, 2]);
+      }
+      const out = await session.run(feeds);
       return out[session.outputNames[0]].data;
     }
 
@@ -249,6 +283,112 @@
       input.addEventListener("input", function () { amounts[k] = parseFloat(input.value); render(); });
     });
     registry.widgets[settings.model] = { meta: meta, run: run, render: render, canvas: canvas };
+    await render();
+  }
+
+  // ------------------------------------------------------------------ latent plane (a 2-D VAE)
+  // The reader drags a point over the plane (the encoded test set drawn behind it) and the
+  // decoder paints the image at that point, on every move.
+  async function latentPlane(root, settings, meta, session, ort) {
+    const [h, w, c] = meta.output_shape;
+    const [lo, hi] = settings.extent;
+    const px = settings.plane_px;
+    const scale = settings.scale;
+    if (meta.input_size !== 2) throw new Error(`${settings.model} has ${meta.input_size} latents`);
+    const background = new Image();
+    await new Promise(function (resolve, reject) {
+      background.onload = resolve;
+      background.onerror = function () { reject(new Error("the plane's picture did not load")); };
+      background.src = settings.background;
+    });
+
+    const panel = element("div", { class: "gdl-live-panel gdl-live-row" });
+    const plane = element("canvas", {
+      width: px, height: px, class: "gdl-live-canvas gdl-live-plane", tabindex: "0",
+      "aria-label": `latent plane of the ${meta.what}: drag the point, or use the arrow keys`,
+    });
+    const out = element("canvas", {
+      width: w * scale, height: h * scale, class: "gdl-live-canvas",
+      "aria-label": `the image the ${meta.what} decodes at the point`,
+    });
+    const side = element("div", { class: "gdl-live-side" });
+    const where = element("p", { class: "gdl-live-status" });
+    side.append(out, where);
+    panel.append(plane, side);
+    const status = element("p", { class: "gdl-live-status" });
+    const stand = root.querySelector(".gdl-live-static");
+    stand.replaceWith(panel);
+    panel.after(status);
+
+    const pc = plane.getContext("2d");
+    const scratch = element("canvas", { width: w, height: h });
+    const oc = out.getContext("2d");
+    oc.imageSmoothingEnabled = false;
+    const mb = (meta.onnx_bytes / 1e6).toFixed(1);
+    let point = settings.start.slice();
+
+    async function run(latents, count) {
+      const input = new ort.Tensor("float32", latents, [count, 2]);
+      const result = await session.run({ [session.inputNames[0]]: input });
+      return result[session.outputNames[0]].data;
+    }
+    function toScreen(z) { return [(z[0] - lo) / (hi - lo) * px, (hi - z[1]) / (hi - lo) * px]; }
+    function drawPlane() {
+      pc.drawImage(background, 0, 0, px, px);
+      const [x, y] = toScreen(point);
+      pc.strokeStyle = "#000";
+      pc.lineWidth = 2;
+      pc.beginPath();
+      pc.arc(x, y, 7, 0, 2 * Math.PI);
+      pc.moveTo(x - 11, y); pc.lineTo(x + 11, y);
+      pc.moveTo(x, y - 11); pc.lineTo(x, y + 11);
+      pc.stroke();
+    }
+
+    let last = 0;
+    const render = restartable(async function () {
+      drawPlane();
+      const z = new Float32Array(point);
+      const t0 = performance.now();
+      const pixels = await run(z, 1);
+      last = performance.now() - t0;
+      drawImage(oc, scratch, pixels, 0, meta.output_shape, meta.value_range, 0, 0,
+                out.width, out.height);
+      where.textContent = `z = (${point[0].toFixed(2)}, ${point[1].toFixed(2)})`;
+      status.textContent = `${meta.what}: ${mb} MB, one image in ${last.toFixed(1)} ms in this ` +
+        "browser (ONNX Runtime Web, one thread). Trained for " +
+        `${meta.steps.toLocaleString("en")} steps.`;
+      root.dataset.state = "live";
+    });
+
+    function moveTo(event) {
+      const box = plane.getBoundingClientRect();
+      const fx = Math.min(1, Math.max(0, (event.clientX - box.left) / box.width));
+      const fy = Math.min(1, Math.max(0, (event.clientY - box.top) / box.height));
+      point = [lo + fx * (hi - lo), hi - fy * (hi - lo)];
+      render();
+    }
+    let dragging = false;
+    plane.addEventListener("pointerdown", function (e) {
+      dragging = true;
+      plane.setPointerCapture(e.pointerId);
+      moveTo(e);
+    });
+    plane.addEventListener("pointermove", function (e) { if (dragging) moveTo(e); });
+    plane.addEventListener("pointerup", function () { dragging = false; });
+    plane.addEventListener("keydown", function (e) {
+      const step = (hi - lo) / 50;
+      const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, step],
+                  ArrowDown: [0, -step] }[e.key];
+      if (!d) return;
+      e.preventDefault();
+      point = [Math.min(hi, Math.max(lo, point[0] + d[0])), Math.min(hi, Math.max(lo, point[1] + d[1]))];
+      render();
+    });
+    registry.widgets[settings.model] = {
+      meta: meta, run: run, canvas: out, plane: plane,
+      setPoint: function (z) { point = z.slice(); return render(); },
+    };
     await render();
   }
 

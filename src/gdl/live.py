@@ -181,6 +181,40 @@ def _dcgan(settings: dict):
     return model, model.generator
 
 
+def _wgan(settings: dict):
+    from gdl.models.gan import WGANGP, build_discriminator, build_generator
+
+    g = settings["generator"]
+    model = WGANGP(build_generator(**g), build_discriminator(**settings["critic"], name="critic"),
+                   g["latent_dim"], n_classes=g.get("n_classes", 0))
+    return model, model.generator
+
+
+def _label_probe(settings: dict, rng: np.random.Generator) -> list[np.ndarray]:
+    """Four latent vectors with labels from one class to the other (one-hot, and mixes)."""
+    g = settings["generator"]
+    mix = np.linspace(0.0, 1.0, 4, dtype="float32")[:, None]        # (4, 1)
+    return [rng.normal(size=(4, g["latent_dim"])).astype("float32"),
+            np.concatenate([1 - mix, mix], axis=1)]                  # (4, 2): [not, is]
+
+
+def _label_description(record: dict, generator) -> dict:
+    """What the page's label slider needs: the attribute the two classes stand for."""
+    settings = record["settings"]
+    if settings["generator"].get("n_classes") != 2 or "label" not in settings:
+        raise LiveError("the label slider is for a generator conditioned on one yes/no attribute")
+    return {"label": settings["label"], "label_size": 2}
+
+
+def _vae(settings: dict):
+    from gdl.models.vae import VAE, build_decoder, build_encoder
+
+    enc = settings["encoder"]
+    model = VAE(build_encoder(**enc), build_decoder(**settings["decoder"]))
+    model(np.zeros((1, *enc["input_shape"]), "float32"))     # built, so weights can load
+    return model, model.decoder
+
+
 def _diffusion(settings: dict):
     from gdl.models.diffusion import DiffusionModel, build_unet
 
@@ -312,6 +346,14 @@ LIVE_MODELS: dict[str, LiveModel] = {
     "dcgan_bricks": LiveModel("dcgan_bricks", _dcgan,
                               lambda s: s["generator"]["latent_dim"], (-1.0, 1.0),
                               "DCGAN generator, LEGO bricks (chapter 4)"),
+    "wgan_faces": LiveModel("wgan_faces", _wgan, lambda s: s["generator"]["latent_dim"],
+                            (-1.0, 1.0), "WGAN-GP generator, CelebA faces (chapter 4)"),
+    "cgan_blond": LiveModel("cgan_blond", _wgan, lambda s: s["generator"]["latent_dim"],
+                            (-1.0, 1.0), "conditional WGAN-GP generator, CelebA faces "
+                            "(chapter 4)", probe=_label_probe, describe=_label_description),
+    "vae_fashion": LiveModel("vae_fashion", _vae, lambda s: s["decoder"]["latent_dim"],
+                             (0.0, 1.0), "VAE decoder, Fashion-MNIST (chapter 3)",
+                             kind="latent-plane"),
     "diffusion_flowers": LiveModel("diffusion_flowers", _diffusion,
                                    lambda s: int(np.prod(_image_shape(s))), (0.0, 1.0),
                                    "DDIM diffusion model, flowers (chapter 8)", kind="ddim",
@@ -324,7 +366,9 @@ LIVE_MODELS: dict[str, LiveModel] = {
 
 
 _VIEW_SETTINGS = re.compile(r'class="gdl-live" data-settings="([^"]*)"')
-_WIDGETS = {"latent-grid": "live_generator", "ddim": "live_diffusion", "text": "live_writer"}
+_WIDGETS = {"latent-grid": "gdl.viz.live.live_generator",
+            "latent-plane": "gdl.viz.live_plane.live_plane",
+            "ddim": "gdl.viz.live.live_diffusion", "text": "gdl.viz.live.live_writer"}
 
 
 def check_views(page_html: str) -> list[str]:
@@ -340,7 +384,7 @@ def check_views(page_html: str) -> list[str]:
         elif kind and LIVE_MODELS[name].kind != kind:
             have = LIVE_MODELS[name].kind
             problems.append(f"live view of {name!r} asks for kind {kind!r}, but it is a {have!r} "
-                            f"model: show it with gdl.viz.live.{_WIDGETS[have]}")
+                            f"model: show it with {_WIDGETS[have]}")
     return problems
 
 
