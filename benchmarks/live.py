@@ -6,7 +6,7 @@
 The two are timed alternately in one run (a browser call, then a Keras call, ...), each on the
 same inputs, after a warm-up; the report gives medians and the median of the per-pair ratios.
 A generation is 16 samples: one generator call for a GAN, DDIM_STEPS network calls for the
-diffusion model; for a language model (kind "text") the times are per token, the mean over
+diffusion model; one image for a latent plane (what the page decodes per move of the point); for a language model (kind "text") the times are per token, the mean over
 TEXT_TOKENS greedy tokens after a prompt (the page reads the whole text again for each token,
 Keras' GPT.generate, as the chapter calls it, runs its compiled loop with the key/value cache).
 The Keras side runs eagerly with TensorFlow's default threads (both cores),
@@ -42,6 +42,7 @@ def measure(name: str, weights: str, repeats: int) -> dict:
     import gdl.weights
     from conftest import CHROMIUM, CHROMIUM_ARGS, live_site, serve
     from gdl.viz.live import live_diffusion, live_generator, live_writer
+    from gdl.viz.live_plane import live_plane
 
     live = gdl.live.LIVE_MODELS[name]
     record = gdl.weights.record(weights)
@@ -75,16 +76,29 @@ def measure(name: str, weights: str, repeats: int) -> dict:
 
             def keras_call():
                 np.asarray(model.generate(initial_noise=x, steps=DDIM_STEPS))
+        elif live.kind == "latent-plane":              # one image per move of the point
+            widget = live_plane(name, np.zeros((4, *meta["output_shape"])), np.zeros((1, 2)),
+                                [0], ["all"])
+            x = rng.normal(size=(1, 2)).astype("float32")
+            timed_js = """async z => { const w = window.gdlLive.widgets[%r];
+                const t = performance.now(); await w.run(new Float32Array(z), 1);
+                return performance.now() - t; }""" % name
+
+            def keras_call():
+                np.asarray(part(x, training=False))
         else:
             shape = meta["output_shape"]
             widget = live_generator(name, np.zeros((BATCH, *shape)))
             x = rng.normal(size=(BATCH, meta["input_size"])).astype("float32")
+            # a conditional generator: the page's label slider starts at "yes", [0, 1]
+            inputs = [x, np.tile([[0.0, 1.0]], (BATCH, 1)).astype("float32")] \
+                if meta.get("label_size") else x
             timed_js = """async z => { const w = window.gdlLive.widgets[%r];
                 const t = performance.now(); await w.run(new Float32Array(z), %d);
                 return performance.now() - t; }""" % (name, BATCH)
 
             def keras_call():
-                np.asarray(part(x, training=False))
+                np.asarray(part(inputs, training=False))
         live_site(site, name, weights, widget.data)
         browser_ms, keras_ms = [], []
         with serve(site) as url, sync_playwright() as p:
@@ -103,6 +117,8 @@ def measure(name: str, weights: str, repeats: int) -> dict:
             browser.close()
     ratios = np.array(browser_ms) / np.array(keras_ms)
     what = f"{BATCH} samples" + (f", {DDIM_STEPS} DDIM steps" if live.kind == "ddim" else "")
+    if live.kind == "latent-plane":
+        what = "1 image (the decoder at one point)"
     if live.kind == "text":
         what = f"1 token (mean of {per}, greedy, after a {len(prompt)}-token prompt)"
     return dict(name=name, weights=weights, what=what, onnx_mb=meta["onnx_bytes"] / 1e6,

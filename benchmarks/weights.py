@@ -26,6 +26,10 @@ YARDSTICKS = {
                      "dc_distance", "long_distance", "brick_floor"),
     "gpt_wine": ("ch09", "validation perplexity (lower is better)",
                  "gpt_ppl", "writer_ppl", None),
+    "diffusion_flowers": ("ch08", "flower distance after 20 DDIM steps (Fréchet, flower "
+                          "classifier; lower is better)", "fd_steps_a", "long_fd", "fd_floor"),
+    "vae_fashion": ("ch03", "test-set negative ELBO, nats per image (floor: a perfect "
+                    "reconstruction's cross-entropy)", "vae_nelbo", "long_nelbo", "floor_fashion"),
 }
 
 
