@@ -111,7 +111,7 @@ def test_page_renders_offline(site, browser, page):
     context.close()
 
 
-LIVE_CALLS = ("live_generator(", "live_diffusion(", "live_writer(")
+LIVE_CALLS = ("live_generator(", "live_diffusion(", "live_writer(", "live_plane(")
 LIVE_PAGES = [p for p in PAGES if any(c in (ROOT / f"{p}.md").read_text() for c in LIVE_CALLS)]
 
 
@@ -134,7 +134,16 @@ def test_live_views_run_in_the_built_book(site, browser, page, built_book):
         # the view reports its own speed once it has generated
         tab.wait_for_function("v => v.innerText.includes('ms in this browser')",
                               arg=view.element_handle(), timeout=60_000)
-        if view.locator("canvas").count():        # an image generator: move a slider
+        if view.locator("canvas.gdl-live-plane").count():   # a latent plane: move the point
+            canvas = view.locator("canvas").nth(1)             # the decoded image
+            before = canvas.evaluate("c => c.toDataURL()")
+            plane = view.locator("canvas.gdl-live-plane")
+            plane.focus()
+            for _ in range(10):
+                plane.press("ArrowLeft")
+            tab.wait_for_function("([c, b]) => c.toDataURL() !== b",
+                                  arg=[canvas.element_handle(), before], timeout=30_000)
+        elif view.locator("canvas").count():      # an image generator: move a slider
             canvas = view.locator("canvas").first
             before = canvas.evaluate("c => c.toDataURL()")
             view.locator("input[type=range]").first.fill("2")
