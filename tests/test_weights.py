@@ -333,7 +333,8 @@ def test_every_recipe_is_registered_with_its_settings():
     import pretrain
 
     assert list(pretrain.RECIPES)[:2] == ["dcgan_bricks", "diffusion_flowers"]
-    assert set(pretrain.RECIPES) == {"dcgan_bricks", "wgan_faces", "cgan_blond", "vae_faces",
+    assert set(pretrain.RECIPES) == {"dcgan_bricks", "wgan_faces", "cgan_blond", "vae_fashion",
+                                     "vae_faces",
                                      "ebm_digits", "diffusion_flowers", "pixelcnn_levels",
                                      "pixelcnn_mixture", "lstm_wine", "gpt_wine"}
 
@@ -347,6 +348,9 @@ def test_pretrain_goes_on_from_published_weights_on_a_new_machine(shared_data, t
     monkeypatch.setenv("GDL_WEIGHTS_DIR", str(tmp_path / "weights"))
     first = pretrain.main(["gpt_wine", "--steps", "3"])
     assert first["metrics"]["validation_perplexity"] > 1 and not first["optimizer_restarts"]
+    # the vocabulary the page's writer needs is published with the weights
+    assert hashlib.sha256(first["vocabulary"].encode()).hexdigest() == \
+        first["settings"]["vocabulary_sha256"]
     shutil.rmtree(tmp_path / "cache" / "pretrain")                 # a new machine
     recipe = pretrain.gpt_wine()
     assert pretrain.warm_start("gpt_wine", recipe)["steps"] == 3
