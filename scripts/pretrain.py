@@ -192,34 +192,39 @@ def cgan_blond() -> Recipe:
                   gdl.pick(full=20_000, cpu=15_000, smoke=4))
 
 
-def vae_fashion() -> Recipe:
-    """Chapter 3 §3.4: the VAE with a 2-D latent plane on Fashion-MNIST (LATENT_DIM, FILTERS,
-    BATCH_SIZE, LEARNING_RATE, BETA); all 60,000 training images, padded to 32x32 as there."""
+def _vae(settings: dict, x: np.ndarray, batch: int, steps: int, seed: int, prefix: str) -> Recipe:
+    """Chapter 3's VAE (beta 1, Adam 1e-3) built from `settings`, fed `x` in [0, 1]."""
     from gdl.models.vae import VAE, build_decoder, build_encoder
 
-    filters = list(gdl.pick(full=(32, 64, 128), cpu=(16, 32, 64), smoke=(16, 32, 64)))
-    shape = [32, 32, 1]
-    settings = {"encoder": dict(input_shape=shape, latent_dim=2, filters=filters),
-                "decoder": dict(latent_dim=2, output_shape=shape, filters=filters[::-1])}
-    batch, lr = gdl.pick(full=100, cpu=64, smoke=64), 1e-3
-    images = gdl.data.fashion_mnist().x_train[:gdl.pick(full=None, cpu=None, smoke=512)]
-    x = np.pad(images.astype("float32") / 255.0, ((0, 0), (2, 2), (2, 2)))[..., None]
-    keras.utils.set_random_seed(1)
-    model = VAE(build_encoder(**settings["encoder"], name="vae_encoder"),
-                build_decoder(**settings["decoder"], name="vae_decoder"), beta=1.0, seed=1)
+    lr = 1e-3
+    keras.utils.set_random_seed(seed)
+    model = VAE(build_encoder(**settings["encoder"], name=f"{prefix}_encoder"),
+                build_decoder(**settings["decoder"], name=f"{prefix}_decoder"), beta=1.0,
+                seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(lr))
     model(x[:2])   # build it, so a checkpoint can be loaded before the first step
     return Recipe("vae", settings,
                   dict(batch_size=batch, optimizer="Adam", learning_rate=lr, beta=1.0,
                        training_images=len(x)),
                   model, lambda seed: batches(x, batch_size=batch, seed=seed), batch, "images",
-                  gdl.pick(full=30_000, cpu=20_000, smoke=4))     # cpu: 21 passes
+                  steps)
+
+
+def vae_fashion() -> Recipe:
+    """Chapter 3 §3.4: the VAE with a 2-D latent plane on Fashion-MNIST (LATENT_DIM, FILTERS,
+    BATCH_SIZE, LEARNING_RATE, BETA); all 60,000 training images, padded to 32x32 as there."""
+    filters = list(gdl.pick(full=(32, 64, 128), cpu=(16, 32, 64), smoke=(16, 32, 64)))
+    shape = [32, 32, 1]
+    settings = {"encoder": dict(input_shape=shape, latent_dim=2, filters=filters),
+                "decoder": dict(latent_dim=2, output_shape=shape, filters=filters[::-1])}
+    images = gdl.data.fashion_mnist().x_train[:gdl.pick(full=None, cpu=None, smoke=512)]
+    x = np.pad(images.astype("float32") / 255.0, ((0, 0), (2, 2), (2, 2)))[..., None]
+    return _vae(settings, x, gdl.pick(full=100, cpu=64, smoke=64),
+                gdl.pick(full=30_000, cpu=20_000, smoke=4), 1, "vae")   # cpu: 21 passes
 
 
 def vae_faces() -> Recipe:
     """Chapter 3 §3.5: the face VAE (FACE_SIZE, Z_DIM, FACE_FILTERS, FACE_BATCH, LEARNING_RATE)."""
-    from gdl.models.vae import VAE, build_decoder, build_encoder
-
     size = gdl.pick(full=64, cpu=32, smoke=32)
     filters = list(gdl.pick(full=(32, 64, 128, 256), cpu=(16, 32, 64, 128), smoke=(16, 32, 64, 128)))
     shape = [size, size, 3]
@@ -229,18 +234,9 @@ def vae_faces() -> Recipe:
         "decoder": dict(latent_dim=200, output_shape=shape, filters=filters[::-1], batch_norm=True,
                         activation="leaky_relu"),
     }
-    batch, lr = gdl.pick(full=128, cpu=32, smoke=32), 1e-3
     faces, _, _ = _faces(size, gdl.pick(full=None, cpu=10_000, smoke=320))
-    keras.utils.set_random_seed(3)
-    model = VAE(build_encoder(**settings["encoder"], name="face_encoder"),
-                build_decoder(**settings["decoder"], name="face_decoder"), beta=1.0, seed=3)
-    model.compile(optimizer=keras.optimizers.Adam(lr))
-    model(faces[:2])   # build it, so a checkpoint can be loaded before the first step
-    return Recipe("vae", settings,
-                  dict(batch_size=batch, optimizer="Adam", learning_rate=lr, beta=1.0,
-                       training_images=len(faces)),
-                  model, lambda seed: batches(faces, batch_size=batch, seed=seed), batch, "images",
-                  gdl.pick(full=20_000, cpu=30_000, smoke=4))
+    return _vae(settings, faces, gdl.pick(full=128, cpu=32, smoke=32),
+                gdl.pick(full=20_000, cpu=30_000, smoke=4), 3, "face")
 
 
 def ebm_digits() -> Recipe:
