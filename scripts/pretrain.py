@@ -192,6 +192,27 @@ def cgan_blond() -> Recipe:
                   gdl.pick(full=20_000, cpu=15_000, smoke=4))
 
 
+def stylegan_faces() -> Recipe:
+    """Chapter 10 §10.2: the style-based generator on CelebA faces (SG_SETTINGS, SG_BATCH)."""
+    from gdl.models.stylegan import build_style_wgan
+
+    settings = dict(latent_dim=64, w_dim=64, mapping_depth=8, filters=[64, 64, 32, 16],
+                    channels=3, gp_weight=10.0)
+    batch = gdl.pick(full=64, cpu=32, smoke=8)
+    lr = 1e-3                    # ProGAN's Adam(1e-3, beta_1=0, beta_2=0.99), as in the chapter
+    faces, _, _ = _faces(32, gdl.pick(full=None, cpu=10_000, smoke=640))
+    faces = faces * 2.0 - 1.0
+    keras.utils.set_random_seed(11)
+    model = build_style_wgan(**settings, seed=11)
+    adam = lambda: keras.optimizers.Adam(lr, beta_1=0.0, beta_2=0.99)  # noqa: E731
+    model.compile(discriminator_optimizer=adam(), generator_optimizer=adam())
+    return Recipe("gan", settings,
+                  dict(batch_size=batch, critic_steps=1, optimizer="Adam", learning_rate=lr,
+                       beta_1=0.0, beta_2=0.99, training_images=len(faces)),
+                  model, lambda seed: batches(faces, batch_size=batch, seed=seed), batch,
+                  "images", gdl.pick(full=40_000, cpu=40_000, smoke=4))
+
+
 def _vae(settings: dict, x: np.ndarray, batch: int, steps: int, seed: int, prefix: str) -> Recipe:
     """Chapter 3's VAE (beta 1, Adam 1e-3) built from `settings`, fed `x` in [0, 1]."""
     from gdl.models.vae import VAE, build_decoder, build_encoder
@@ -437,7 +458,8 @@ def gpt_wine() -> Recipe:
 # In priority order (the order to run them in when time is short).
 RECIPES: dict[str, Callable[[], Recipe]] = {
     f.__name__: f for f in (dcgan_bricks, diffusion_flowers, wgan_faces, cgan_blond, vae_fashion, vae_faces,
-                            ebm_digits, pixelcnn_levels, pixelcnn_mixture, lstm_wine, gpt_wine)}
+                            ebm_digits, pixelcnn_levels, pixelcnn_mixture, lstm_wine, gpt_wine,
+                            stylegan_faces)}
 
 
 # --------------------------------------------------------------------------- checkpoints

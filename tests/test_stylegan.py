@@ -421,3 +421,39 @@ def test_path_length_penalty_trains_the_style_generator_in_compiled_code(style_g
     assert size > 0.0                                          # second order reaches the weights
     again = n(compiled(w)[0])
     assert abs(again - penalty) > 1e-6                         # fresh directions y each step
+
+
+def test_at_full_alpha_computes_the_stage_model_at_alpha_one():
+    from gdl.models.stylegan import ProgressiveBlocks, at_full_alpha
+
+    blocks = ProgressiveBlocks(latent_dim=8, filters=(8, 8, 4), channels=3)
+    critic = blocks.discriminator(16)
+    fixed = at_full_alpha(critic, name="critic")
+    x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype("float32")
+    want = ops.convert_to_numpy(critic([x, np.ones((4, 1), "float32")]))
+    half = ops.convert_to_numpy(critic([x, np.full((4, 1), 0.5, "float32")]))
+    got = ops.convert_to_numpy(fixed(x))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert not np.allclose(got, half, atol=1e-4)     # alpha really reaches the fade
+    assert fixed.name == "critic" and len(fixed.inputs) == 1
+
+
+def test_style_wgan_trains_and_exposes_its_halves():
+    from gdl.models.stylegan import build_style_wgan
+
+    keras.utils.set_random_seed(0)
+    gan = build_style_wgan(latent_dim=8, w_dim=8, mapping_depth=2, filters=(8, 8, 4),
+                           seed=0)
+    gan.compile(generator_optimizer=keras.optimizers.Adam(1e-3, 0.0, 0.99),
+                discriminator_optimizer=keras.optimizers.Adam(1e-3, 0.0, 0.99))
+    mapping = gan.generator.get_layer("mapping")
+    synthesis = gan.generator.get_layer("style_generator")
+    assert synthesis.num_layers == 5 and mapping.output.shape == (None, 8)
+    before = [ops.convert_to_numpy(v).copy() for v in gan.generator.trainable_variables]
+    x = np.random.default_rng(1).uniform(-1, 1, (8, 16, 16, 3)).astype("float32")
+    logs = gan.fit(x, batch_size=4, epochs=1, verbose=0).history
+    assert set(logs) >= {"w_distance", "gp", "g_loss"}
+    after = [ops.convert_to_numpy(v) for v in gan.generator.trainable_variables]
+    assert any(not np.allclose(a, b) for a, b in zip(after, before))
+    images = ops.convert_to_numpy(gan.generate(3, seed=2))
+    assert images.shape == (3, 16, 16, 3) and np.isfinite(images).all()

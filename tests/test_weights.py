@@ -336,7 +336,8 @@ def test_every_recipe_is_registered_with_its_settings():
     assert set(pretrain.RECIPES) == {"dcgan_bricks", "wgan_faces", "cgan_blond", "vae_fashion",
                                      "vae_faces",
                                      "ebm_digits", "diffusion_flowers", "pixelcnn_levels",
-                                     "pixelcnn_mixture", "lstm_wine", "gpt_wine"}
+                                     "pixelcnn_mixture", "lstm_wine", "gpt_wine",
+                                     "stylegan_faces"}
 
 
 def test_pretrain_goes_on_from_published_weights_on_a_new_machine(shared_data, tmp_path, monkeypatch):

@@ -510,3 +510,35 @@ def path_length_penalty(synthesis, w, mean_length, decay: float = 0.01, y=None, 
     new_mean = ops.stop_gradient(
         mean_length + decay * (ops.mean(lengths) - mean_length))
     return ops.mean(ops.square(lengths - new_mean)), new_mean
+
+
+# --------------------------------------------------------------------------- a trainable model
+def at_full_alpha(model: keras.Model, name: str | None = None) -> keras.Model:
+    """A `ProgressiveBlocks` stage model ([x, alpha] -> y) with its fade fixed at alpha = 1."""
+    x = keras.Input(model.inputs[0].shape[1:])
+    alpha = ops.ones_like(x[:, 0, 0, :1])                               # (N, 1)
+    return keras.Model(x, model([x, alpha]), name=name or f"{model.name}_full")
+
+
+def build_style_wgan(latent_dim: int = 64, w_dim: int = 64, mapping_depth: int = 8,
+                     filters=(64, 64, 32, 16), channels: int = 3, gp_weight: float = 10.0,
+                     seed: int = 0):
+    """A style-based generator (mapping network -> one w broadcast to every layer ->
+    `StyleGenerator`) against ProGAN's discriminator at full size, trained as chapter 4's
+    WGAN-GP with one critic step per generator step. Taught in chapter 10.
+
+    The generator's layers "mapping" and "style_generator" are the two halves, for style
+    mixing, noise and truncation.
+    """
+    from gdl.models.gan import WGANGP
+
+    mapping = build_mapping_network(latent_dim, w_dim, mapping_depth)
+    synthesis = build_style_generator(w_dim, filters, channels, seed=seed)
+    z = keras.Input((latent_dim,), name="z")
+    w_stack = broadcast_w(mapping(z), synthesis.num_layers)             # (N, L, w_dim)
+    generator = keras.Model(z, synthesis(w_stack), name="style_gan_generator")
+    size = synthesis.image_size
+    critic = at_full_alpha(ProgressiveBlocks(latent_dim, filters, channels).discriminator(size),
+                           name="critic")
+    return WGANGP(generator, critic, latent_dim, critic_steps=1, gp_weight=gp_weight,
+                  seed=seed)
