@@ -177,14 +177,14 @@ def to_wav_bytes(audio: np.ndarray, sample_rate: int = 22050) -> bytes:
     return buffer.getvalue()
 
 
-class HTML(str):
+class HTMLFragment(str):
     """An HTML string that a notebook displays as HTML (it has `_repr_html_`)."""
 
     def _repr_html_(self) -> str:
         return str(self)
 
 
-def audio_html(audio: np.ndarray, sample_rate: int = 22050, max_seconds: float = 120.0) -> HTML:
+def audio_html(audio: np.ndarray, sample_rate: int = 22050, max_seconds: float = 120.0) -> HTMLFragment:
     """An ``<audio controls>`` element holding the audio as an embedded WAV (base64 data URI).
 
     It plays offline, with no kernel. The WAV is stored in the page: a minute of audio at
@@ -196,5 +196,5 @@ def audio_html(audio: np.ndarray, sample_rate: int = 22050, max_seconds: float =
         raise ValueError(f"{seconds:.0f} s of audio would add {seconds * sample_rate * 2 * 4 / 3 / 1e6:.1f} MB "
                          f"to the page; keep excerpts under max_seconds={max_seconds:g}")
     data = base64.b64encode(to_wav_bytes(audio, sample_rate)).decode("ascii")
-    return HTML(f'<audio controls preload="metadata" src="data:audio/wav;base64,{data}">'
+    return HTMLFragment(f'<audio controls preload="metadata" src="data:audio/wav;base64,{data}">'
                 "Your browser cannot play this WAV audio.</audio>")

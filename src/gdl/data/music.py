@@ -17,8 +17,9 @@ How the MIDI becomes events:
 - *Several tracks, double stops.* The jsbach.net files spread double stops and held bass
   notes over two to four tracks. All tracks are merged and the timeline is cut at every note
   start and end; each piece between two cuts is one event holding the notes that sound in
-  it (music21's `chordify` does the same, but also cuts at bar lines). A note held while
-  another starts is therefore split into two events.
+  it (music21's `chordify` does the same, but also cuts at bar lines: here the pieces that
+  music21 ties across a bar line count as one note). A note held while another starts is
+  therefore split into two events.
 - *Chords.* With ``chords="join"`` (default) an event with several pitches is one token of
   its names from low to high joined by dots, "D3.A3.F#4", which keeps the music whole but
   makes the note vocabulary larger; with ``chords="top"`` only the highest note is kept
@@ -185,6 +186,8 @@ def _score_to_tokens(score, chords: str, divisions: int) -> tuple[list[str], lis
             continue
         pieces = [element] if element.isNote else list(element.notes)
         for piece in pieces:
+            if getattr(piece, "pitch", None) is None:    # unpitched (drum) notes have no name
+                continue
             # music21 splits a note that crosses a bar line into tied pieces: one note here,
             # so a tie's inner edges are no cuts.
             tie = (piece.tie or element.tie)
