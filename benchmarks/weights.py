@@ -30,6 +30,12 @@ YARDSTICKS = {
                           "classifier; lower is better)", "fd_steps_a", "long_fd", "fd_floor"),
     "vae_fashion": ("ch03", "test-set negative ELBO, nats per image (floor: a perfect "
                     "reconstruction's cross-entropy)", "vae_nelbo", "long_nelbo", "floor_fashion"),
+    "wgan_faces": ("ch04", "face distance (Fréchet, face classifier; lower is better)",
+                   "w_distance", "long_w_distance", "face_floor"),
+    "cgan_blond": ("ch04", "face distance of the conditional samples, both labels (as above)",
+                   "c_distance", "long_c_distance", "face_floor"),
+    "stylegan_faces": ("ch10", "face distance (Fréchet, chapter 10's face classifier; lower "
+                       "is better)", "sg_distance", "long_sg_distance", "face_floor"),
 }
 
 
