@@ -44,6 +44,9 @@ class SinePositions(layers.Layer):
         table = ops.convert_to_tensor(sinusoidal_positions(self.max_len, x.shape[-1]))
         return x + table[None, : ops.shape(x)[1]]
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
     def get_config(self):
         return {**super().get_config(), "max_len": self.max_len}
 
@@ -165,10 +168,18 @@ def generate(model: keras.Model, start_notes, start_durations, steps: int,
                          ops.convert_to_tensor(u, "float32"), temperature)
         return ops.convert_to_numpy(ids).astype("int32")
 
+    def window(ids):
+        # always `context` wide (one input shape: JAX compiles each op once), the events
+        # first and padding after them, which the causal attention never lets them see
+        ids = ids[:, -context:]
+        return np.pad(ids, ((0, 0), (0, context - ids.shape[1]))), ids.shape[1] - 1
+
     for _ in range(steps):
-        out = model([notes[:, -context:], durations[:, -context:]], training=False)
-        new_note = draw(ops.convert_to_numpy(out["note"][:, -1]), note_temperature)
-        new_duration = draw(ops.convert_to_numpy(out["duration"][:, -1]), duration_temperature)
+        (note_window, last), (duration_window, _) = window(notes), window(durations)
+        out = model([note_window, duration_window], training=False)
+        new_note = draw(ops.convert_to_numpy(out["note"][:, last]), note_temperature)
+        new_duration = draw(ops.convert_to_numpy(out["duration"][:, last]),
+                            duration_temperature)
         notes = np.concatenate([notes, new_note[:, None]], axis=1)
         durations = np.concatenate([durations, new_duration[:, None]], axis=1)
     return (notes[0], durations[0]) if one else (notes, durations)
