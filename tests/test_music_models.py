@@ -247,6 +247,23 @@ def test_musegan_shapes():
     assert tuple(bar(np.zeros((2, 4 * Z), "float32")).shape) == (2, 1, STEPS, PITCHES, 1)
 
 
+@pytest.mark.parametrize("kernel", [(2, 1), (1, 12)])
+def test_upsample_blocks_is_a_transposed_convolution_with_kernel_equal_to_stride(kernel):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(3, 4, 1, 6)).astype("float32")              # (B, steps, pitches, C)
+    conv = keras.layers.Conv2DTranspose(5, kernel, strides=kernel, padding="same")
+    expected = numpy(conv(x))
+    k, b = conv.get_weights()                                         # (kh, kw, out, in)
+    factor = max(kernel)
+    taps = k[:, 0] if kernel[1] == 1 else k[0]                        # (factor, out, in)
+    inputs = keras.Input(x.shape[1:] if kernel[1] > 1 else (4, 6))
+    model = keras.Model(inputs, mg.upsample_blocks(inputs, factor, 5))
+    model.layers[1].set_weights([np.transpose(taps, (2, 0, 1)).reshape(6, factor * 5),
+                                 np.tile(b, factor)])
+    got = numpy(model(x if kernel[1] > 1 else x[:, :, 0]))
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_melody_and_groove_reach_only_their_track_chords_and_style_reach_all(training):
     generator = small_generator()
