@@ -61,8 +61,9 @@ def build_music_transformer(note_vocab: int, duration_vocab: int, max_len: int =
     every position (see the module doc). T may be anything up to `max_len`.
 
     The defaults are the curriculum's settings (sequences of 50, embedding 256 = 128 + 128,
-    5 heads of key_dim 256, feed-forward 256, one block); its dropout is 0.3. `seed` seeds
-    the initial weights.
+    5 heads of key_dim 256, feed-forward 256, one block); its dropout is 0.3. `seed`, if
+    given, seeds Keras' global random state (`keras.utils.set_random_seed`) before the
+    weights are made, so the same seed gives the same initial model.
     """
     if embed_dim % 2:
         raise ValueError(f"embed_dim must be even (two halves, then sine codes), got {embed_dim}")
