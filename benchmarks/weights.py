@@ -62,6 +62,21 @@ def _number(text: str | None) -> str:
         return text
 
 
+def _machines(record: dict) -> str | None:
+    """Steps and time per machine, when more than one kind trained the weights (else None)."""
+    split: dict[str, list[float]] = {}
+    for session in record.get("sessions", []):
+        parts = [p.strip() for p in session.get("run_info", "").split("·")]
+        machine = next((p for p in parts if p.startswith(("CPU:", "GPU:"))), "unknown machine")
+        backend = next((p for p in parts if p.startswith("backend=")), "")
+        key = f"{machine.split(':', 1)[1].strip()} ({backend.removeprefix('backend=')})"
+        steps, seconds = split.setdefault(key, [0, 0.0])
+        split[key] = [steps + session.get("steps", 0), seconds + session.get("wall_seconds", 0.0)]
+    if len(split) < 2:
+        return None
+    return "; ".join(f"{k}: {int(v[0]):,} steps in {_hours(v[1])}" for k, v in split.items())
+
+
 def report() -> str:
     records = json.loads((ROOT / "weights" / "manifest.json").read_text())
     published = {k: r for k, r in sorted(records.items()) if r.get("profile") != "smoke"}
@@ -79,6 +94,8 @@ def report() -> str:
         lines.append(f"| `{name}` | {r['steps']:,} | {r['examples_seen']:,} {r['unit']}{passes} | "
                      f"{_hours(r['wall_seconds'])} | {len(r.get('sessions', [])) or 1} | {metrics} |")
     lines += [""] + [f"- `{name}`: {note}." for name, note in NOTES.items() if name in published]
+    lines += [f"- `{name}`, by machine: {split}." for name, r in published.items()
+              if (split := _machines(r))]
     lines += ["", "Each run's machine line and exact command are in its manifest record.", "",
               "## Before and after, in the chapters", "",
               "| weights | chapter | yardstick | trained on the page | published weights | floor |",
