@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import book  # noqa: E402
+import gdl.weights  # noqa: E402
 
 # model -> (chapter, yardstick, glue key before, glue key after, glue key of the floor or None)
 YARDSTICKS = {
@@ -69,7 +70,7 @@ def _machines(record: dict) -> str | None:
         parts = [p.strip() for p in session.get("run_info", "").split("·")]
         machine = next((p for p in parts if p.startswith(("CPU:", "GPU:"))), "unknown machine")
         backend = next((p for p in parts if p.startswith("backend=")), "")
-        key = f"{machine.split(':', 1)[1].strip()} ({backend.removeprefix('backend=')})"
+        key = f"{gdl.weights._machine(machine)} ({backend.removeprefix('backend=')})"
         steps, seconds = split.setdefault(key, [0, 0.0])
         split[key] = [steps + session.get("steps", 0), seconds + session.get("wall_seconds", 0.0)]
     if len(split) < 2:
