@@ -156,3 +156,32 @@ def test_live_views_run_in_the_built_book(site, browser, page, built_book):
             tab.wait_for_function("([t, b]) => t.innerText !== b",
                                   arg=[text.element_handle(), before], timeout=30_000)
     tab.close()
+
+
+AUDIO_PAGES = [p for p in PAGES if "audio_html(" in (ROOT / f"{p}.md").read_text()]
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("page", AUDIO_PAGES)
+def test_audio_players_load_offline(site, browser, page):
+    """Every <audio> player of a page decodes its embedded WAV with no network and has a
+    length (Chromium reads the WAV header: a player that shows 0:00 fails)."""
+    context, tab, external, errors = offline_tab(browser, site)
+    tab.goto(f"{site}/{page}.html", wait_until="networkidle")
+    players = tab.locator(".cell_output audio")
+    assert players.count() > 0, f"{page} calls audio_html but shows no player"
+    durations = tab.evaluate("""async () => Promise.all([...document.querySelectorAll(
+        '.cell_output audio')].map(a => new Promise(done => {
+            const report = () => done({duration: a.duration, error: a.error && a.error.code});
+            if (a.readyState >= 1) { report(); return; }
+            a.addEventListener('loadedmetadata', report, {once: true});
+            a.addEventListener('error', report, {once: true});
+            a.load();
+            setTimeout(report, 15000);
+        })))""")
+    bad = [(i, d) for i, d in enumerate(durations)
+           if d["error"] or not d["duration"] or d["duration"] != d["duration"]]
+    assert not bad, f"{page}: players that do not load (index, state): {bad}"
+    assert not external, f"{page} needed the network for: {external}"
+    assert not errors, f"console errors on {page}: {errors}"
+    context.close()
