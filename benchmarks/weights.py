@@ -12,6 +12,7 @@ so they change only when a chapter is re-executed.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -37,6 +38,9 @@ YARDSTICKS = {
                    "c_distance", "long_c_distance", "face_floor"),
     "stylegan_faces": ("ch10", "face distance (Fréchet, chapter 10's face classifier; lower "
                        "is better)", "sg_distance", "long_sg_distance", "face_floor"),
+    "musegan_chorales": ("ch11", "qualified notes, the share of notes at least 3 sixteenths "
+                         "long (last column: the real test chorales; closer is better)",
+                         "qn_page", "qn_long", "qn_real"),
 }
 
 
@@ -57,6 +61,8 @@ def _hours(seconds: float) -> str:
 def _number(text: str | None) -> str:
     if text is None:
         return "–"
+    # a glued NumPy scalar reads back as its repr, "np.float64(0.218...)"
+    text = re.sub(r"^np\.\w+\((.*)\)$", r"\1", text.strip())
     try:
         return f"{float(text):.3g}"
     except ValueError:
