@@ -18,7 +18,8 @@ reach track k only, while chords and style reach every track.
 
 Every upsampling in the bar generator is a transposed convolution whose kernel equals
 its stride, computed as a dense layer and a reshape (`upsample_blocks`: the same
-function, ~30x faster than TensorFlow's CPU kernel for those shapes).
+weights act the same way, ~30x faster than TensorFlow's CPU kernel for those shapes;
+only the bias differs, one per position in the block instead of one per channel).
 
 The critic sees a whole sample through 3-D convolutions (bars x steps x pitches, tracks
 as channels), with no batch normalisation (the gradient penalty is per example).
@@ -93,8 +94,9 @@ def upsample_blocks(x, factor: int, filters: int, activation=None):
     followed by a reshape that lays the factor outputs side by side. MuseGAN's bar
     generator only has such convolutions, and TensorFlow's CPU kernel for
     `Conv2DTranspose` runs them about 30x slower than the matmul. The only difference is
-    the bias (one per block position here, shared there), which the batch norm after
-    it cancels anyway; the tests check the equivalence.
+    the bias: one per block position and channel here, one per channel there (a little
+    more freedom, which the batch norm after it does not remove); the tests check that
+    the kernels act the same.
     """
     shape = tuple(x.shape[1:-2]) + (x.shape[-2] * factor, filters)
     x = layers.Dense(factor * filters, activation=activation, kernel_initializer=_init())(x)

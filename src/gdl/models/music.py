@@ -66,7 +66,8 @@ def build_music_transformer(note_vocab: int, duration_vocab: int, max_len: int =
     weights are made, so the same seed gives the same initial model.
     """
     if embed_dim % 2:
-        raise ValueError(f"embed_dim must be even (two halves, then sine codes), got {embed_dim}")
+        raise ValueError(f"embed_dim must be even (two halves, then sine codes), "
+                         f"got {embed_dim}")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     notes = keras.Input((None,), dtype="int32", name="note_ids")
@@ -74,11 +75,13 @@ def build_music_transformer(note_vocab: int, duration_vocab: int, max_len: int =
     x = layers.Concatenate(name="embeddings")([
         layers.Embedding(note_vocab, embed_dim // 2, embeddings_initializer="he_uniform",
                          name="note_embedding")(notes),
-        layers.Embedding(duration_vocab, embed_dim // 2, embeddings_initializer="he_uniform",
+        layers.Embedding(duration_vocab, embed_dim // 2,
+                         embeddings_initializer="he_uniform",
                          name="duration_embedding")(durations)])          # (B, T, d)
     x = SinePositions(max_len, name="positions")(x)
     for i in range(blocks):
-        x = TransformerBlock(embed_dim, heads, key_dim, ff_dim, dropout, name=f"block_{i}")(x)
+        x = TransformerBlock(embed_dim, heads, key_dim, ff_dim, dropout,
+                             name=f"block_{i}")(x)
     x = layers.LayerNormalization(epsilon=1e-5, name="final_norm")(x)
     outputs = {"note": layers.Dense(note_vocab, activation="softmax", name="note")(x),
                "duration": layers.Dense(duration_vocab, activation="softmax",
