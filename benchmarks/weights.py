@@ -12,7 +12,6 @@ so they change only when a chapter is re-executed.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -61,8 +60,6 @@ def _hours(seconds: float) -> str:
 def _number(text: str | None) -> str:
     if text is None:
         return "–"
-    # a glued NumPy scalar reads back as its repr, "np.float64(0.218...)"
-    text = re.sub(r"^np\.\w+\((.*)\)$", r"\1", text.strip())
     try:
         return f"{float(text):.3g}"
     except ValueError:

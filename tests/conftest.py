@@ -37,9 +37,9 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
         return
     free = [item for item in items if item.path.name in BACKEND_FREE]
-    if free:
-        config.hook.pytest_deselected(items=free)
-        items[:] = [item for item in items if item.path.name not in BACKEND_FREE]
+    config.hook.pytest_deselected(items=free)
+    items[:] = [item for item in items if item not in free]
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
