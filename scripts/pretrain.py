@@ -497,11 +497,115 @@ def musegan_chorales() -> Recipe:
                   gdl.pick(full=20_000, cpu=6_000, smoke=4), evaluate)
 
 
+# Chapter 12's rollouts for the long runs: tracks from WORLD_FIRST_TRACK on (the chapter's own
+# short run uses tracks 0.., its evaluation tracks 1,000,000..); the last tenth of the episodes
+# is held out.
+WORLD_FIRST_TRACK = 10_000
+
+
+def _world_rollouts():
+    from gdl.data import car_racing
+
+    return car_racing.collect_random(gdl.pick(full=400, cpu=160, smoke=4),
+                                     gdl.pick(full=1000, cpu=400, smoke=40), seed=WORLD_FIRST_TRACK)
+
+
+def _world_split(rollouts) -> tuple[np.ndarray, np.ndarray]:
+    """Row masks of the training and held-out episodes."""
+    episode = np.repeat(np.arange(len(rollouts.lengths)), rollouts.lengths)
+    held = episode >= len(rollouts.lengths) - max(1, len(rollouts.lengths) // 10)
+    return ~held, held
+
+
+def _frame_batches(frames: np.ndarray, batch: int, seed: int):
+    """Shuffled uint8 frames as float batches in [0, 1] (the float copy of all frames would be 13x bigger)."""
+    for (x,) in batches(frames, batch_size=batch, seed=seed):
+        yield (x.astype("float32") / 255.0,)
+
+
+def world_vae() -> Recipe:
+    """Chapter 12 §12.4: V, the VAE on 64x64 CarRacing frames (Z_DIM, V_FILTERS), on random-policy
+    rollouts."""
+    from gdl.models.vae import VAE, build_decoder, build_encoder
+
+    z_dim, filters = 32, list(gdl.pick(full=(32, 64, 128, 256), cpu=(32, 64, 128, 256), smoke=(8, 8, 8, 8)))
+    shape = [64, 64, 3]
+    settings = {"encoder": dict(input_shape=shape, latent_dim=z_dim, filters=filters),
+                "decoder": dict(latent_dim=z_dim, output_shape=shape, filters=filters[::-1])}
+    rollouts = _world_rollouts()
+    train_rows, held_rows = _world_split(rollouts)
+    frames, held = rollouts.frames[train_rows], rollouts.frames[held_rows][:1000]
+    batch, lr = 64, 1e-3
+    keras.utils.set_random_seed(12)
+    model = VAE(build_encoder(**settings["encoder"], name="world_encoder"),
+                build_decoder(**settings["decoder"], name="world_decoder"), beta=1.0, seed=12)
+    model.compile(optimizer=keras.optimizers.Adam(lr))
+    model(frames[:2].astype("float32") / 255.0)   # built, so a checkpoint loads before the first step
+
+    def evaluate(model) -> dict:
+        logs = model.evaluate(held.astype("float32") / 255.0, batch_size=100, verbose=0, return_dict=True)
+        return {f"validation_{k}": float(v) for k, v in logs.items()}
+
+    return Recipe("vae", settings,
+                  dict(batch_size=batch, optimizer="Adam", learning_rate=lr, beta=1.0,
+                       training_frames=len(frames), episodes=len(rollouts.lengths),
+                       first_track=WORLD_FIRST_TRACK, policy="gdl.data.car_racing.random_actions"),
+                  model, lambda seed: _frame_batches(frames, batch, seed), batch, "frames",
+                  gdl.pick(full=20_000, cpu=5_000, smoke=4), evaluate)
+
+
+def world_mdn_rnn() -> Recipe:
+    """Chapter 12 §12.5: M, the MDN-RNN (UNITS, MIXTURES), on the random rollouts encoded by the
+    published world_vae weights."""
+    from gdl.models import world
+    from gdl.models.vae import VAE, build_decoder, build_encoder
+
+    vae_name = gdl.weights.for_profile("world_vae")
+    vae_rec = gdl.weights.record(vae_name)
+    vae = VAE(build_encoder(**vae_rec["settings"]["encoder"]), build_decoder(**vae_rec["settings"]["decoder"]))
+    vae(np.zeros((1, 64, 64, 3), "float32"))
+    gdl.weights.load(vae_name, vae)
+    z_dim = vae_rec["settings"]["encoder"]["latent_dim"]
+    settings = {"z_dim": z_dim, "action_dim": 3, "units": gdl.pick(full=256, cpu=256, smoke=16),
+                "mixtures": 5, "vae_sha256": vae_rec["sha256"]}
+    rollouts = _world_rollouts()
+    z_mean, z_log_var = (np.asarray(a) for a in vae.encoder.predict(
+        rollouts.frames.astype("float32") / 255.0, batch_size=256, verbose=0))
+    train_rows, held_rows = _world_split(rollouts)
+    lengths = rollouts.lengths
+    n_held = max(1, len(lengths) // 10)
+    arrays = (z_mean, z_log_var, rollouts.actions, rollouts.rewards, rollouts.dones)
+    train = [a[train_rows] for a in arrays] + [lengths[:-n_held]]
+    held = [a[held_rows] for a in arrays] + [lengths[-n_held:]]
+    batch, seq_len, lr = gdl.pick(full=100, cpu=32, smoke=4), gdl.pick(full=500, cpu=64, smoke=16), 1e-3
+    keras.utils.set_random_seed(12)
+    model = world.build_mdn_rnn(**{k: settings[k] for k in ("z_dim", "action_dim", "units", "mixtures")})
+    model.compile(optimizer=keras.optimizers.Adam(lr, clipnorm=1.0),
+                  loss=world.MDNRNNLoss(z_dim, settings["mixtures"]))
+    model(np.zeros((1, 2, z_dim + 3), "float32"))
+
+    def evaluate(model) -> dict:
+        x, y = next(world.training_windows(*held, seq_len=seq_len, batch_size=64, seed=1, sample_z=False))
+        pred = model.predict(x, verbose=0)
+        log_pi, mu, log_sigma, reward, done_logit = world.split_mdn(pred, z_dim, settings["mixtures"])
+        nll = -keras.ops.mean(world.mixture_log_prob(y[..., :z_dim], log_pi, mu, log_sigma))
+        return {"validation_nll_per_dim": float(nll),
+                "validation_reward_mse": float(np.mean((np.asarray(reward) - y[..., z_dim]) ** 2)),
+                "validation_loss": float(model.evaluate(x, y, verbose=0))}
+
+    return Recipe("world_model", settings,
+                  dict(batch_size=batch, seq_len=seq_len, optimizer="Adam", learning_rate=lr, clipnorm=1.0,
+                       episodes=len(lengths) - n_held, vae=vae_name, z="drawn from V's posterior"),
+                  model, lambda seed: world.training_windows(*train, seq_len=seq_len, batch_size=batch,
+                                                             seed=seed),
+                  batch * seq_len, "steps of sequences", gdl.pick(full=20_000, cpu=6_000, smoke=4), evaluate)
+
+
 # In priority order (the order to run them in when time is short).
 RECIPES: dict[str, Callable[[], Recipe]] = {
     f.__name__: f for f in (dcgan_bricks, diffusion_flowers, wgan_faces, cgan_blond, vae_fashion, vae_faces,
                             ebm_digits, pixelcnn_levels, pixelcnn_mixture, lstm_wine, gpt_wine,
-                            stylegan_faces, musegan_chorales)}
+                            stylegan_faces, musegan_chorales, world_vae, world_mdn_rnn)}
 
 
 # --------------------------------------------------------------------------- checkpoints

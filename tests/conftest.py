@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # backend changes, so these run once, in the TensorFlow pass, and are deselected under JAX.
 # (test_data and test_wine stay in both: the CelebA loader and the wine vectorizer take
 # another path on JAX.)
-BACKEND_FREE = {"test_music_data.py", "test_viz.py", "test_attention_map.py"}
+BACKEND_FREE = {"test_music_data.py", "test_viz.py", "test_attention_map.py", "test_car_racing.py"}
 
 
 def pytest_collection_modifyitems(config, items):

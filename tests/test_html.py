@@ -158,21 +158,23 @@ def test_live_views_run_in_the_built_book(site, browser, page, built_book):
     tab.close()
 
 
-AUDIO_PAGES = [p for p in PAGES if "audio_html(" in (ROOT / f"{p}.md").read_text()]
+MEDIA_PAGES = [p for p in PAGES
+               if any(call in (ROOT / f"{p}.md").read_text() for call in ("audio_html(", "video_html("))]
 
 
 @pytest.mark.build
-@pytest.mark.parametrize("page", AUDIO_PAGES)
-def test_audio_players_load_offline(site, browser, page):
-    """Every <audio> player of a page decodes its embedded WAV with no network and has a
-    length (Chromium reads the WAV header: a player that shows 0:00 fails)."""
+@pytest.mark.parametrize("page", MEDIA_PAGES)
+def test_media_players_load_offline(site, browser, page):
+    """Every <audio> and <video> player of a page decodes its embedded WAV or WebM with no
+    network and has a length (a player that shows 0:00 fails)."""
     context, tab, external, errors = offline_tab(browser, site)
     tab.goto(f"{site}/{page}.html", wait_until="networkidle")
-    players = tab.locator(".cell_output audio")
-    assert players.count() > 0, f"{page} calls audio_html but shows no player"
+    players = tab.locator(".cell_output audio, .cell_output video")
+    assert players.count() > 0, f"{page} calls audio_html or video_html but shows no player"
     durations = tab.evaluate("""async () => Promise.all([...document.querySelectorAll(
-        '.cell_output audio')].map(a => new Promise(done => {
-            const report = () => done({duration: a.duration, error: a.error && a.error.code});
+        '.cell_output audio, .cell_output video')].map(a => new Promise(done => {
+            const report = () => done({duration: a.duration, error: a.error && a.error.code,
+                                       width: a.videoWidth});
             if (a.readyState >= 1) { report(); return; }
             a.addEventListener('loadedmetadata', report, {once: true});
             a.addEventListener('error', report, {once: true});
@@ -180,7 +182,8 @@ def test_audio_players_load_offline(site, browser, page):
             setTimeout(report, 15000);
         })))""")
     bad = [(i, d) for i, d in enumerate(durations)
-           if d["error"] or not d["duration"] or d["duration"] != d["duration"]]
+           if d["error"] or not d["duration"] or d["duration"] != d["duration"]
+           or d["width"] == 0]
     assert not bad, f"{page}: players that do not load (index, state): {bad}"
     assert not external, f"{page} needed the network for: {external}"
     assert not errors, f"console errors on {page}: {errors}"

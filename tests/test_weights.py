@@ -337,7 +337,8 @@ def test_every_recipe_is_registered_with_its_settings():
                                      "vae_faces",
                                      "ebm_digits", "diffusion_flowers", "pixelcnn_levels",
                                      "pixelcnn_mixture", "lstm_wine", "gpt_wine",
-                                     "stylegan_faces", "musegan_chorales"}
+                                     "stylegan_faces", "musegan_chorales", "world_vae",
+                                     "world_mdn_rnn"}
 
 
 def test_pretrain_goes_on_from_published_weights_on_a_new_machine(shared_data, tmp_path, monkeypatch):
