@@ -40,6 +40,10 @@ YARDSTICKS = {
     "musegan_chorales": ("ch11", "qualified notes, the share of notes at least 3 sixteenths "
                          "long (last column: the real test chorales; closer is better)",
                          "qn_page", "qn_long", "qn_real"),
+    "world_vae": ("ch12", "V's negative ELBO on frames of the evaluation tracks, nats per frame "
+                  "(lower is better)", "v_short", "v_long", None),
+    "world_mdn_rnn": ("ch12", "M's NLL of the next code on the evaluation tracks, nats per "
+                      "dimension (lower is better)", "m_short", "m_long", None),
 }
 
 

@@ -598,7 +598,7 @@ def world_mdn_rnn() -> Recipe:
                        episodes=len(lengths) - n_held, vae=vae_name, z="drawn from V's posterior"),
                   model, lambda seed: world.training_windows(*train, seq_len=seq_len, batch_size=batch,
                                                              seed=seed),
-                  batch * seq_len, "steps of sequences", gdl.pick(full=20_000, cpu=6_000, smoke=4), evaluate)
+                  batch * seq_len, "sequence steps", gdl.pick(full=20_000, cpu=6_000, smoke=4), evaluate)
 
 
 # In priority order (the order to run them in when time is short).
