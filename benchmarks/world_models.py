@@ -72,6 +72,8 @@ def throughput() -> str:
     vae.fit(frames[:64], batch_size=64, epochs=1, verbose=0)          # compile once
     m.fit(seq_x[:32], seq_y[:32], batch_size=32, epochs=1, verbose=0)
     wm = world.WorldModel.from_keras(m, 32, 5)
+    wm.head_bias = wm.head_bias.copy()
+    wm.head_bias[-1] = -50.0    # an untrained M ends half its dreams each step: time full dreams
     params = rng.normal(scale=0.1, size=(POP, world.controller_size(32, 256)))
 
     def see(obs):
@@ -121,8 +123,19 @@ The ratios are taken within each round, so load on the machine affects both side
 
 
 def metrics() -> str:
-    return write_cached_metrics("ch12", ["episodes", "generations", "Weights:", "return"],
-                                "world_models", "Chapter 12: the numbers in the cached page")
+    """The chapter's printed lines, then the values its prose quotes (returns on the
+    evaluation tracks, mean ± sd; M's NLL; V's loss)."""
+    report = write_cached_metrics("ch12", ["episodes", "generations", "Weights:", "return"],
+                                  "world_models", "Chapter 12: the numbers in the cached page")
+    import book   # scripts/book.py, put on sys.path by write_cached_metrics
+
+    glued = book.cached_glue("ch12")
+    rows = [f"| `{k}` | {v} |" for k, v in sorted(glued.items())]
+    report += "\nValues the prose quotes (myst-nb glue):\n\n| key | value |\n| --- | --- |\n"
+    report += "\n".join(rows) + "\n"
+    (HERE / "world_models_metrics.md").write_text(report)
+    print(report)
+    return report
 
 
 if __name__ == "__main__":
