@@ -6,8 +6,8 @@
 Measured: the HTML build from the committed cache (from a copy of it, in a temporary
 folder), each chapter's end-to-end smoke execution (jupytext + nbclient, as the tests do),
 and each chapter's `cpu` execution time as recorded in the committed cache when it was executed.
-Budgets (DESIGN.md / issue 2): smoke <= 90 s per chapter, cpu <= 12 min per chapter,
-build from cache <= 3 min.
+Budgets (DESIGN.md §3): smoke <= 90 s per chapter, cpu <= 20 min for the heaviest chapters
+(15 for the others), build from cache <= 3 min.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import book  # noqa: E402
 
-BUDGET = {"smoke": 90, "cpu": 12 * 60, "build": 180}
+BUDGET = {"smoke": 90, "cpu": 20 * 60, "build": 180}
 
 
 def time_build() -> float:
@@ -89,11 +89,12 @@ def main() -> None:
         "# Book timings",
         "",
         f"Machine: {cpu_name()}. Date: {dt.date.today().isoformat()}.",
-        f"Command: `python benchmarks/book_timings.py` (GDL_DATA_DIR={os.environ['GDL_DATA_DIR']}).",
+        "Command: `python benchmarks/book_timings.py` (GDL_DATA_DIR: the shared data copy).",
         "",
         f"HTML build from the committed cache: **{build:.0f} s** (budget {BUDGET['build']} s).",
         "",
-        "| chapter | smoke run (budget 90 s) | cpu run, as cached (budget 720 s) |",
+        f"| chapter | smoke run (budget {BUDGET['smoke']} s) | cpu run, as cached "
+        f"(budget {BUDGET['cpu']} s) |",
         "| --- | --- | --- |",
     ]
     lines += [f"| {name} | {fmt(s, BUDGET['smoke'])} | {fmt(c, BUDGET['cpu'])} |" for name, s, c in rows]
