@@ -510,11 +510,12 @@ def _world_rollouts():
                                      gdl.pick(full=1000, cpu=400, smoke=40), seed=WORLD_FIRST_TRACK)
 
 
-def _world_split(rollouts) -> tuple[np.ndarray, np.ndarray]:
-    """Row masks of the training and held-out episodes."""
+def _world_split(rollouts) -> tuple[np.ndarray, np.ndarray, int]:
+    """Row masks of the training and held-out episodes, and how many episodes are held out."""
+    n_held = max(1, len(rollouts.lengths) // 10)
     episode = np.repeat(np.arange(len(rollouts.lengths)), rollouts.lengths)
-    held = episode >= len(rollouts.lengths) - max(1, len(rollouts.lengths) // 10)
-    return ~held, held
+    held = episode >= len(rollouts.lengths) - n_held
+    return ~held, held, n_held
 
 
 def _frame_batches(frames: np.ndarray, batch: int, seed: int):
@@ -533,7 +534,7 @@ def world_vae() -> Recipe:
     settings = {"encoder": dict(input_shape=shape, latent_dim=z_dim, filters=filters),
                 "decoder": dict(latent_dim=z_dim, output_shape=shape, filters=filters[::-1])}
     rollouts = _world_rollouts()
-    train_rows, held_rows = _world_split(rollouts)
+    train_rows, held_rows, _ = _world_split(rollouts)
     frames, held = rollouts.frames[train_rows], rollouts.frames[held_rows][:1000]
     batch, lr = 64, 1e-3
     keras.utils.set_random_seed(12)
@@ -571,9 +572,8 @@ def world_mdn_rnn() -> Recipe:
     rollouts = _world_rollouts()
     z_mean, z_log_var = (np.asarray(a) for a in vae.encoder.predict(
         rollouts.frames.astype("float32") / 255.0, batch_size=256, verbose=0))
-    train_rows, held_rows = _world_split(rollouts)
+    train_rows, held_rows, n_held = _world_split(rollouts)
     lengths = rollouts.lengths
-    n_held = max(1, len(lengths) // 10)
     arrays = (z_mean, z_log_var, rollouts.actions, rollouts.rewards, rollouts.dones)
     train = [a[train_rows] for a in arrays] + [lengths[:-n_held]]
     held = [a[held_rows] for a in arrays] + [lengths[-n_held:]]
