@@ -601,11 +601,263 @@ def world_mdn_rnn() -> Recipe:
                   batch * seq_len, "sequence steps", gdl.pick(full=20_000, cpu=6_000, smoke=4), evaluate)
 
 
+def _captioned(size: int):
+    """Chapter 13 §13.1: faces in [0, 1], their attributes as 0/1, and the split (train, test, unseen)
+    that keeps one pair of attributes out of training (`gdl.data.captions.split`)."""
+    from gdl.data import captions
+
+    celeba = gdl.data.celeba(limit=gdl.pick(full=None, cpu=10_000, smoke=320))
+    faces = celeba.load(image_size=size)
+    attrs = (celeba.attributes.to_numpy() > 0).astype("float32")
+    return faces, attrs, captions.split(attrs)
+
+
+def _flipped(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Each image mirrored left-right with probability 1/2, and which ones were."""
+    flip = rng.random(len(x)) < 0.5
+    return np.where(flip[:, None, None, None], x[:, :, ::-1], x), flip
+
+
+def _clip_settings() -> dict:
+    """Chapter 13 §13.2's CLIP_IMAGE and CLIP_TEXT."""
+    from gdl.data.captions import CaptionTokenizer
+
+    return {"image": dict(image_size=32, widths=list(gdl.pick(full=(32, 64, 128), cpu=(32, 64, 128),
+                                                                smoke=(8, 16, 32))),
+                          embed_dim=gdl.pick(full=64, cpu=64, smoke=16)),
+            "text": dict(vocab_size=CaptionTokenizer().vocab_size, max_len=64,
+                         width=gdl.pick(full=64, cpu=64, smoke=16), num_heads=4,
+                         num_blocks=gdl.pick(full=2, cpu=2, smoke=1),
+                         embed_dim=gdl.pick(full=64, cpu=64, smoke=16))}
+
+
+def _build_clip(settings: dict):
+    from gdl.models import multimodal as mm
+
+    return mm.CLIP(mm.build_image_encoder(**settings["image"]), mm.TextEncoder(**settings["text"]))
+
+
+def _load_clip():
+    """The published clip_faces weights in a built CLIP, and their record."""
+    name = gdl.weights.for_profile("clip_faces")
+    rec = gdl.weights.record(name)
+    model = _build_clip(rec["settings"])
+    model([np.zeros((1, 32, 32, 3), "float32"), np.ones((1, 4), "int32")])
+    gdl.weights.load(name, model)
+    return model, rec
+
+
+def clip_faces() -> Recipe:
+    """Chapter 13 §13.2: the CLIP on captioned CelebA faces (CLIP_IMAGE, CLIP_TEXT, CLIP_BATCH, MENTION)."""
+    from gdl.data import captions
+    from gdl.models import multimodal as mm
+
+    settings = _clip_settings()
+    faces, attrs, (train, test, _) = _captioned(32)
+    tok = captions.CaptionTokenizer(settings["text"]["max_len"])
+    variants, mention = 8, 0.6
+    ids = captions.caption_ids(attrs[train], tok, variants, mention, seed=13)
+    x, batch, lr = faces[train], gdl.pick(full=256, cpu=128, smoke=16), 5e-4
+    keras.utils.set_random_seed(13)
+    model = _build_clip(settings)
+    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=0.05))
+    model([x[:2], ids[0, :2]])
+
+    def stream(seed):
+        rng = np.random.default_rng(seed)
+        for (idx,) in batches(np.arange(len(x)), batch_size=batch, seed=seed):
+            images, _ = _flipped(x[idx], rng)
+            yield ((images, ids[rng.integers(variants, size=len(idx)), idx]),)
+
+    def evaluate(model) -> dict:
+        """Text -> image retrieval among the test faces, from one complete caption each."""
+        img = mm.embed_in_batches(model.encode_images, faces[test])
+        txt = mm.embed_in_batches(model.encode_text, captions.caption_ids(attrs[test], tok, 1, 1.0, 7)[0])
+        rank = (txt @ img.T > np.sum(txt * img, 1, keepdims=True)).sum(1)   # images above the match
+        return {"test_recall_at_1": float(np.mean(rank < 1)), "test_recall_at_5": float(np.mean(rank < 5)),
+                "test_faces": int(len(test))}
+
+    return Recipe("clip", settings,
+                  dict(batch_size=batch, optimizer="AdamW", learning_rate=lr, weight_decay=0.05,
+                       caption_variants=variants, mention=mention, horizontal_flips=True,
+                       training_pairs=len(x), held_out_combination=list(captions.HELD_OUT_COMBINATION)),
+                  model, stream, batch, "image-caption pairs", gdl.pick(full=20_000, cpu=6_000, smoke=4),
+                  evaluate)
+
+
+def _clip_conditions(clip, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CLIP image embeddings of x and of x mirrored (the conditions of the flipped batches)."""
+    from gdl.models import multimodal as mm
+
+    return (mm.embed_in_batches(clip.encode_images, x), mm.embed_in_batches(clip.encode_images, x[:, :, ::-1]))
+
+
+def _conditioned_stream(x, x_flipped, emb, emb_flipped, batch):
+    def stream(seed):
+        rng = np.random.default_rng(seed)
+        for (idx,) in batches(np.arange(len(x)), batch_size=batch, seed=seed):
+            flip = (rng.random(len(idx)) < 0.5)[:, None]
+            images = np.where(flip[:, :, None, None], x_flipped[idx], x[idx])
+            yield ((images, np.where(flip, emb_flipped[idx], emb[idx])),)
+    return stream
+
+
+def unclip_faces() -> Recipe:
+    """Chapter 13 §13.3-13.4: the decoder, chapter 8's U-Net conditioned on CLIP image embeddings and
+    trained with dropped conditions (DEC_UNET, DEC_BATCH, DROP_RATE), on the published clip_faces."""
+    from gdl.models import multimodal as mm
+
+    clip, clip_rec = _load_clip()
+    faces, _, (train, _, _) = _captioned(32)
+    x = faces[train]
+    emb, emb_flipped = _clip_conditions(clip, x)
+    mean, std = x.mean(axis=(0, 1, 2)), x.std(axis=(0, 1, 2))
+    settings = {"network": dict(image_size=32, widths=list(gdl.pick(full=(32, 64, 96, 128), cpu=(32, 64, 96, 128),
+                                                                     smoke=(16, 32))),
+                                block_depth=1, embedding_dims=32, condition_dims=int(emb.shape[1])),
+                "mean": mean.tolist(), "std": std.tolist(), "drop_rate": 0.1, "clip_sha256": clip_rec["sha256"]}
+    batch, lr, ema = gdl.pick(full=64, cpu=32, smoke=16), 1e-3, gdl.pick(full=0.999, cpu=0.999, smoke=0.9)
+    keras.utils.set_random_seed(14)
+    model = mm.GuidedDiffusion(mm.build_conditional_unet(**settings["network"]), mean, std,
+                               drop_rate=settings["drop_rate"], ema=ema, seed=14)
+    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4))
+    return Recipe("diffusion", settings,
+                  dict(batch_size=batch, optimizer="AdamW", learning_rate=lr, weight_decay=1e-4, ema=ema,
+                       horizontal_flips=True, training_images=len(x), clip="clip_faces"),
+                  model, _conditioned_stream(x, x[:, :, ::-1], emb, emb_flipped, batch), batch, "images",
+                  gdl.pick(full=40_000, cpu=12_000, smoke=4))
+
+
+def latent_faces() -> Recipe:
+    """Chapter 13 §13.5: latent diffusion in the published face VAE's latent space (chapter 3), conditioned
+    on CLIP image embeddings (LATENT_DENOISER, LATENT_BATCH)."""
+    from gdl.models import multimodal as mm
+    from gdl.models.vae import VAE, build_decoder, build_encoder
+
+    clip, clip_rec = _load_clip()
+    vae_name = gdl.weights.for_profile("vae_faces")
+    vae_rec = gdl.weights.record(vae_name)
+    vae = VAE(build_encoder(**vae_rec["settings"]["encoder"], name="face_encoder"),
+              build_decoder(**vae_rec["settings"]["decoder"], name="face_decoder"))
+    vae(np.zeros((1, 32, 32, 3), "float32"))
+    gdl.weights.load(vae_name, vae)
+    faces, _, (train, _, _) = _captioned(32)
+    x = faces[train]
+    emb, emb_flipped = _clip_conditions(clip, x)
+    latents = mm.embed_in_batches(lambda b: vae.encoder(b, training=False)[0], x)[:, None, None]
+    latents_flipped = mm.embed_in_batches(lambda b: vae.encoder(b, training=False)[0], x[:, :, ::-1])[:, None, None]
+    mean, std = latents.mean(axis=(0, 1, 2)), latents.std(axis=(0, 1, 2))
+    latent_dim = int(latents.shape[-1])
+    settings = {"network": dict(latent_dim=latent_dim, width=gdl.pick(full=512, cpu=256, smoke=32),
+                                depth=gdl.pick(full=4, cpu=3, smoke=1), embedding_dims=32,
+                                condition_dims=int(emb.shape[1])),
+                "mean": mean.tolist(), "std": std.tolist(), "drop_rate": 0.1,
+                "clip_sha256": clip_rec["sha256"], "vae_sha256": vae_rec["sha256"]}
+    batch, lr, ema = gdl.pick(full=256, cpu=128, smoke=16), 1e-3, gdl.pick(full=0.999, cpu=0.999, smoke=0.9)
+    keras.utils.set_random_seed(15)
+    model = mm.GuidedDiffusion(mm.build_latent_denoiser(**settings["network"]), mean, std,
+                               drop_rate=settings["drop_rate"], value_range=None, ema=ema, seed=15)
+    model.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=1e-4))
+    return Recipe("diffusion", settings,
+                  dict(batch_size=batch, optimizer="AdamW", learning_rate=lr, weight_decay=1e-4, ema=ema,
+                       horizontal_flips=True, training_images=len(x), clip="clip_faces", vae="vae_faces"),
+                  model, _conditioned_stream(latents, latents_flipped, emb, emb_flipped, batch), batch,
+                  "latents", gdl.pick(full=40_000, cpu=20_000, smoke=4))
+
+
+def _caption_lm_settings() -> dict:
+    """Chapter 13 §13.6's LM (a chapter 9 GPT over caption words)."""
+    from gdl.data.captions import CaptionTokenizer
+
+    tok = CaptionTokenizer()
+    return dict(vocab_size=tok.vocab_size, max_len=tok.max_len - 1,
+                embed_dim=gdl.pick(full=64, cpu=64, smoke=16), num_heads=4,
+                num_blocks=gdl.pick(full=2, cpu=2, smoke=1), positions="learned",
+                start_id=tok.start_id, exclude_ids=[tok.pad_id, tok.start_id])
+
+
+def _lm_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Caption ids (..., T) -> (inputs, targets): every id but the last, and every id but the first."""
+    return ids[..., :-1], ids[..., 1:]
+
+
+def caption_gpt() -> Recipe:
+    """Chapter 13 §13.6: the frozen language model, a chapter 9 GPT trained on complete captions alone."""
+    from gdl.data import captions
+    from gdl.models import transformer as tr
+
+    network = _caption_lm_settings()
+    _, attrs, (train, test, _) = _captioned(32)
+    tok = captions.CaptionTokenizer()
+    variants = 8
+    inputs, targets = _lm_pairs(captions.caption_ids(attrs[train], tok, variants, 1.0, seed=16))
+    inputs, targets = inputs.reshape(-1, inputs.shape[-1]), targets.reshape(-1, targets.shape[-1])
+    x_val, y_val = _lm_pairs(captions.caption_ids(attrs[test], tok, 1, 1.0, seed=17)[0])
+    keras.utils.set_random_seed(16)
+    model = tr.GPT(**network, dropout=0.1)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+
+    def evaluate(model) -> dict:
+        logs = model.evaluate(x_val, y_val, batch_size=256, verbose=0, return_dict=True)
+        return {"test_nll_per_word": float(logs["loss"])}
+
+    return Recipe("transformer", {"network": network},
+                  dict(batch_size=64, optimizer="Adam", learning_rate=1e-3, dropout=0.1,
+                       caption_variants=variants, training_captions=len(inputs)),
+                  model, lambda seed: batches(inputs, targets, batch_size=64, seed=seed), 64, "captions",
+                  gdl.pick(full=10_000, cpu=3_000, smoke=4), evaluate)
+
+
+def flamingo_faces() -> Recipe:
+    """Chapter 13 §13.6: the captioner, a Perceiver resampler and gated cross-attention around the frozen
+    caption_gpt, looking at the frozen clip_faces image encoder's grid (RESAMPLER_LATENTS)."""
+    from gdl.data import captions
+    from gdl.models import multimodal as mm
+    from gdl.models import transformer as tr
+
+    clip, clip_rec = _load_clip()
+    lm_name = gdl.weights.for_profile("caption_gpt")
+    lm_rec = gdl.weights.record(lm_name)
+    lm = tr.GPT(**lm_rec["settings"]["network"])
+    lm(np.ones((1, 4), "int32"))
+    gdl.weights.load(lm_name, lm)
+    faces, attrs, (train, test, _) = _captioned(32)
+    tok = captions.CaptionTokenizer()
+    variants = 4
+    inputs, targets = _lm_pairs(captions.caption_ids(attrs[train], tok, variants, 1.0, seed=18))
+    x = faces[train]
+    settings = {"num_latents": 8, "num_heads": 4, "clip_sha256": clip_rec["sha256"],
+                "lm_sha256": lm_rec["sha256"]}
+    keras.utils.set_random_seed(18)
+    model = mm.Captioner(clip.image_encoder, lm, settings["num_latents"], settings["num_heads"])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=tok.pad_id)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss)
+    batch = gdl.pick(full=64, cpu=64, smoke=16)
+
+    def stream(seed):
+        rng = np.random.default_rng(seed)
+        for (idx,) in batches(np.arange(len(x)), batch_size=batch, seed=seed):
+            v = rng.integers(variants, size=len(idx))
+            yield (_flipped(x[idx], rng)[0], inputs[v, idx]), targets[v, idx]
+
+    def evaluate(model) -> dict:
+        said = np.stack([captions.parse(c) for c in tok.decode(
+            model.caption(faces[test][:500], banned=(tok.pad_id, tok.start_id), end_id=tok.end_id))])
+        return {"test_attribute_accuracy": float(np.mean(said == attrs[test][:500]))}
+
+    return Recipe("captioner", settings,
+                  dict(batch_size=batch, optimizer="Adam", learning_rate=1e-3, caption_variants=variants,
+                       horizontal_flips=True, training_pairs=len(x), vision="clip_faces", language="caption_gpt"),
+                  model, stream, batch, "image-caption pairs", gdl.pick(full=10_000, cpu=3_000, smoke=4),
+                  evaluate)
+
+
 # In priority order (the order to run them in when time is short).
 RECIPES: dict[str, Callable[[], Recipe]] = {
     f.__name__: f for f in (dcgan_bricks, diffusion_flowers, wgan_faces, cgan_blond, vae_fashion, vae_faces,
                             ebm_digits, pixelcnn_levels, pixelcnn_mixture, lstm_wine, gpt_wine,
-                            stylegan_faces, musegan_chorales, world_vae, world_mdn_rnn)}
+                            stylegan_faces, musegan_chorales, world_vae, world_mdn_rnn, clip_faces,
+                            caption_gpt, unclip_faces, latent_faces, flamingo_faces)}
 
 
 # --------------------------------------------------------------------------- checkpoints

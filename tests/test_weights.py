@@ -338,7 +338,27 @@ def test_every_recipe_is_registered_with_its_settings():
                                      "ebm_digits", "diffusion_flowers", "pixelcnn_levels",
                                      "pixelcnn_mixture", "lstm_wine", "gpt_wine",
                                      "stylegan_faces", "musegan_chorales", "world_vae",
-                                     "world_mdn_rnn"}
+                                     "world_mdn_rnn", "clip_faces", "caption_gpt", "unclip_faces",
+                                     "latent_faces", "flamingo_faces"}
+
+
+def test_chapter_13_recipes_record_the_weights_they_build_on(shared_data, tmp_path, monkeypatch):
+    """The decoder and the captioner are trained on published CLIP (and language model) weights,
+    and their records name them by SHA-256, so a chapter cannot pair them with other ones."""
+    import pretrain
+
+    monkeypatch.setenv("GDL_PROFILE", "smoke")
+    monkeypatch.setenv("GDL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GDL_WEIGHTS_DIR", str(tmp_path / "weights"))
+    clip = pretrain.main(["clip_faces", "--steps", "2"])
+    assert 0 <= clip["metrics"]["test_recall_at_1"] <= clip["metrics"]["test_recall_at_5"] <= 1
+    lm = pretrain.main(["caption_gpt", "--steps", "2"])
+    decoder = pretrain.main(["unclip_faces", "--steps", "2"])
+    captioner = pretrain.main(["flamingo_faces", "--steps", "2"])
+    assert decoder["settings"]["clip_sha256"] == clip["sha256"]
+    assert captioner["settings"]["clip_sha256"] == clip["sha256"]
+    assert captioner["settings"]["lm_sha256"] == lm["sha256"]
+    assert 0 <= captioner["metrics"]["test_attribute_accuracy"] <= 1
 
 
 def test_pretrain_goes_on_from_published_weights_on_a_new_machine(shared_data, tmp_path, monkeypatch):
