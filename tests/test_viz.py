@@ -75,3 +75,20 @@ def test_show_does_not_autoplay_slider_figures(monkeypatch):
     html = shown[0]["text/html"]
     assert "Plotly.addFrames" in html        # the frames are there for the slider
     assert "Plotly.animate" not in html      # but nothing plays on page load
+
+
+def test_prompt_explorer_labels_rows_and_opens_on_the_chosen_scale():
+    from gdl.viz.prompts import prompt_explorer
+
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 2, 4, 8, 8, 3))
+    fig = prompt_explorer(images, ["a man", "a woman"], [0, 1, 3], active=2)
+    assert [f.name for f in fig.frames] == ["0", "1", "3"]
+    assert fig.layout.sliders[0].active == 2
+    assert fig.data[0].source == fig.frames[2].data[0].source != fig.frames[0].data[0].source
+    assert list(fig.layout.yaxis.ticktext) == ["a man", "a woman"]
+    assert list(fig.layout.yaxis.tickvals) == [4.0, 14.0]          # row centres, 2 px apart
+    with pytest.raises(ValueError, match="3 scales × 2 prompts"):
+        prompt_explorer(images, ["a man"], [0, 1, 3])
+    with pytest.raises(ValueError, match="active"):
+        prompt_explorer(images, ["a man", "a woman"], [0, 1, 3], active=3)

@@ -472,7 +472,11 @@ class Captioner(keras.Model):
 
     def call(self, inputs, training=False):
         images, tokens = inputs
-        visual = self.visual_tokens(images)
+        return self.next_token_logits(self.visual_tokens(images), tokens)
+
+    def next_token_logits(self, visual, tokens):
+        """Logits (N, T, vocab) of the frozen language model, its blocks each preceded by a
+        gated cross-attention to the visual tokens (N, K, d)."""
         lm = self.language
         x = lm.embed(tokens, training=False)
         for gate, block in zip(self.gated, lm.blocks):
@@ -487,13 +491,15 @@ class Captioner(keras.Model):
         out = []
         for i in range(0, len(images), batch_size):
             x = images[i:i + batch_size]
+            visual = self.visual_tokens(x)                  # looked at once per image
             ids = np.zeros((len(x), max_tokens + 1), "int32")
             ids[:, 0] = lm.start_id
             done = np.zeros(len(x), bool)
             for t in range(max_tokens):
                 with warnings.catch_warnings():   # at t = 0 attention has one key: softmax of size 1
                     warnings.filterwarnings("ignore", message=".*softmax over axis")
-                    logits = ops.convert_to_numpy(self([x, ids[:, :t + 1]]))[:, -1]
+                    logits = ops.convert_to_numpy(
+                        self.next_token_logits(visual, ids[:, :t + 1]))[:, -1]
                 logits[:, list(banned)] = -np.inf
                 nxt = np.where(done, 0, logits.argmax(-1))
                 ids[:, t + 1] = nxt
