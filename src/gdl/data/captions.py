@@ -114,7 +114,8 @@ def _join(phrases: list[str]) -> str:
 
 def caption(attributes, rng: np.random.Generator | None = None, mention: float = 1.0,
             names=ATTRIBUTES) -> str:
-    """One caption for one face: `attributes` is 40 values (0/1, -1/1 or booleans) in `names` order."""
+    """One caption for one face: `attributes` is 40 values (0/1, -1/1 or booleans) in
+    `names` order."""
     rng = rng or np.random.default_rng(0)
     values = np.asarray(attributes).reshape(-1)
     if len(values) != len(names):
@@ -136,7 +137,7 @@ def caption(attributes, rng: np.random.Generator | None = None, mention: float =
     noun = pick(NOUNS[gender]) if mention >= 1 or rng.random() < mention else "person"
     prefix = pick(PREFIXES["blurry" if said("Blurry") else "plain"])
     words = prefix.split() + adjectives + [noun]
-    article = len(prefix.split()) - 1                   # the prefix ends with its article
+    article = len(prefix.split()) - 1              # the prefix ends with its article
     if words[article + 1][0] in "aeiou":
         words[article] = "an"
     parts = [" ".join(words)]

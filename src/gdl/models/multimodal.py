@@ -37,10 +37,12 @@ def contrastive_logits(image_embeddings, text_embeddings, scale):
 
 
 def contrastive_loss(logits):
-    """CLIP's symmetric loss: the mean of the cross-entropies that pick row i's text among
-    all texts (rows) and column i's image among all images (columns); pair i is the match."""
+    """CLIP's symmetric loss: the mean of the cross-entropies that pick row i's text
+    among all texts (rows) and column i's image among all images (columns); pair i is
+    the match."""
     labels = ops.arange(ops.shape(logits)[0])
-    per_image = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    per_image = keras.losses.sparse_categorical_crossentropy(
+        labels, logits, from_logits=True)
     per_text = keras.losses.sparse_categorical_crossentropy(
         labels, ops.transpose(logits), from_logits=True)
     return 0.5 * (ops.mean(per_image) + ops.mean(per_text))
@@ -178,17 +180,17 @@ def guided_noise(conditional, unconditional, scale):
 
 def build_conditional_unet(image_size=32, widths=(32, 64, 96, 128), block_depth=1,
                            embedding_dims=32, condition_dims=64, channels=3):
-    """Chapter 8's U-Net (`gdl.models.diffusion.build_unet`) with a third input, a condition
-    vector (N, condition_dims), projected and added to the noise embedding, so that every
-    residual block sees what to draw as well as how noisy its input is."""
+    """Chapter 8's U-Net (`gdl.models.diffusion.build_unet`) with a third input, a
+    condition vector (N, condition_dims), projected and added to the noise embedding, so
+    that every residual block sees what to draw as well as how noisy its input is."""
     noisy = keras.Input((image_size, image_size, channels), name="noisy_images")
     variance = keras.Input((1, 1, 1), name="noise_variance")
     condition = keras.Input((condition_dims,), name="condition")
     emb = NoiseEmbedding(embedding_dims)(variance)                      # (N,1,1,E)
     emb = layers.Dense(4 * embedding_dims, activation="swish")(emb)
     cond = layers.Dense(4 * embedding_dims, activation="swish")(condition)
-    cond = layers.Reshape((1, 1, 4 * embedding_dims))(layers.Dense(4 * embedding_dims)(cond))
-    emb = emb + cond                                                    # (N,1,1,4E)
+    cond = layers.Dense(4 * embedding_dims)(cond)
+    emb = emb + layers.Reshape((1, 1, 4 * embedding_dims))(cond)        # (N,1,1,4E)
 
     x = layers.Conv2D(widths[0], 1)(noisy)
     skips = []
@@ -205,18 +207,20 @@ def build_conditional_unet(image_size=32, widths=(32, 64, 96, 128), block_depth=
             x = layers.Concatenate()([x, skips.pop()])
             x = residual_block(x, emb, width)
     x = backend.BatchNormalization(center=False, scale=False)(x)
-    out = layers.Conv2D(channels, 1, kernel_initializer="zeros", name="predicted_noise")(x)
+    out = layers.Conv2D(channels, 1, kernel_initializer="zeros",
+                        name="predicted_noise")(x)
     return keras.Model([noisy, variance, condition], out, name="conditional_unet")
 
 
 def build_latent_denoiser(latent_dim=200, width=512, depth=4, embedding_dims=32,
                           condition_dims=64):
-    """A residual MLP that predicts the noise in a latent vector, stored as a 1×1 "image"
-    (N, 1, 1, latent_dim) so that chapter 8's diffusion code runs on it unchanged."""
+    """A residual MLP that predicts the noise in a latent vector, stored as a 1×1
+    "image" (N, 1, 1, latent_dim) so that chapter 8's diffusion code runs on it as is."""
     noisy = keras.Input((1, 1, latent_dim), name="noisy_latents")
     variance = keras.Input((1, 1, 1), name="noise_variance")
     condition = keras.Input((condition_dims,), name="condition")
-    emb = layers.Dense(width, activation="swish")(NoiseEmbedding(embedding_dims)(variance))
+    emb = NoiseEmbedding(embedding_dims)(variance)                      # (N,1,1,E)
+    emb = layers.Dense(width, activation="swish")(emb)
     cond = layers.Dense(width, activation="swish")(condition)
     emb = emb + layers.Reshape((1, 1, width))(layers.Dense(width)(cond))   # (N,1,1,W)
     x = layers.Dense(width)(noisy)
@@ -225,7 +229,8 @@ def build_latent_denoiser(latent_dim=200, width=512, depth=4, embedding_dims=32,
         h = layers.Dense(width, activation="swish")(h) + layers.Dense(width)(emb)
         x = x + layers.Dense(width)(h)
     x = layers.LayerNormalization()(x)
-    out = layers.Dense(latent_dim, kernel_initializer="zeros", name="predicted_noise")(x)
+    out = layers.Dense(latent_dim, kernel_initializer="zeros",
+                       name="predicted_noise")(x)
     return keras.Model([noisy, variance, condition], out, name="latent_denoiser")
 
 
@@ -247,7 +252,7 @@ class GuidedDiffusion(DiffusionModel):
         return x if self.value_range is None else ops.clip(x, *self.value_range)
 
     def noise_loss(self, data, network, training):
-        if len(data) == 1:            # fit(x=(images, conditions)) arrives as ((images, conditions),)
+        if len(data) == 1:      # fit(x=(images, conditions)) gives ((images, conditions),)
             data = data[0]
         images, condition = data[0], data[1]
         x0 = self.normalize(images)
@@ -255,7 +260,7 @@ class GuidedDiffusion(DiffusionModel):
         eps = keras.random.normal(ops.shape(x0), seed=self.seeds)
         t = keras.random.uniform((n, 1, 1, 1), seed=self.seeds)
         signal, noise_rate = self.schedule(t)
-        if training:   # drop some conditions: the same network learns the unconditional model
+        if training:   # drop some conditions: one network learns the unconditional model
             keep = keras.random.uniform((n, 1), seed=self.seeds) >= self.drop_rate
             condition = condition * ops.cast(keep, condition.dtype)
         predicted = network([signal * x0 + noise_rate * eps, noise_rate**2, condition],
@@ -406,13 +411,14 @@ class PerceiverResampler(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="gdl")
 class GatedCrossAttention(layers.Layer):
-    """Flamingo's GATED XATTN-DENSE layer, text (N, T, d) and visual tokens (N, K, d_v) -> (N, T, d):
+    """Flamingo's GATED XATTN-DENSE layer: text (N, T, d), visual tokens (N, K, d_v) ->
+    (N, T, d),
 
         x = x + tanh(a) · cross_attention(LayerNorm(x), visual)
         x = x + tanh(b) · feed_forward(LayerNorm(x))
 
-    with the gates a = b = 0 at initialisation, so that inserted into a frozen language model
-    it changes nothing until training opens the gates.
+    with the gates a = b = 0 at initialisation, so that inserted into a frozen language
+    model it changes nothing until training opens the gates.
     """
 
     def __init__(self, dim, num_heads=4, ff_dim=None, **kwargs):
@@ -435,7 +441,8 @@ class GatedCrossAttention(layers.Layer):
         self.ff.build(seq)
 
     def call(self, x, visual):
-        x = x + ops.tanh(self.attention_gate) * self.attention(self.norm_attention(x), visual)
+        attended = self.attention(self.norm_attention(x), visual)     # (N, T, d)
+        x = x + ops.tanh(self.attention_gate) * attended
         return x + ops.tanh(self.ff_gate) * self.ff(self.norm_ff(x))
 
     def get_config(self):
