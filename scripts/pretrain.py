@@ -735,7 +735,8 @@ def latent_faces() -> Recipe:
     from gdl.models.vae import VAE, build_decoder, build_encoder
 
     clip, clip_rec = _load_clip()
-    vae_name = gdl.weights.for_profile("vae_faces")
+    # chapter 3's 32x32 face VAE in every profile (its `full` weights are 64x64)
+    vae_name = gdl.pick(full="vae_faces", cpu="vae_faces", smoke="vae_faces.smoke")
     vae_rec = gdl.weights.record(vae_name)
     vae = VAE(build_encoder(**vae_rec["settings"]["encoder"], name="face_encoder"),
               build_decoder(**vae_rec["settings"]["decoder"], name="face_decoder"))
