@@ -44,6 +44,17 @@ YARDSTICKS = {
                   "(lower is better)", "v_short", "v_long", None),
     "world_mdn_rnn": ("ch12", "M's NLL of the next code on the evaluation tracks, nats per "
                       "dimension (lower is better)", "m_short", "m_long", None),
+    # chapter 13 measures its long-trained models only (the short runs show the loop)
+    "clip_faces": ("ch13", "text-to-face recall@5 among the test faces (higher is better)",
+                   None, "r5", None),
+    "unclip_faces": ("ch13", "face distance of the decoder's samples from the test faces' "
+                     "CLIP embeddings (lower is better)",
+                     None, "pix_dist", None),
+    "latent_faces": ("ch13", "the same for latent diffusion (lower is better)",
+                     None, "ldm_dist", None),
+    "flamingo_faces": ("ch13", "captioner's mean balanced accuracy over 11 attributes "
+                       "(higher is better; before: the language model alone)",
+                       "cap_blind", "cap_long", None),
 }
 
 
