@@ -34,3 +34,16 @@ def write_cached_metrics(chapter: str, keys, family: str, title: str) -> str:
     (HERE / f"{family}_metrics.md").write_text(report)
     print(report)
     return report
+
+
+def write_cached_metrics_and_glue(chapter: str, keys, family: str, title: str) -> str:
+    """`write_cached_metrics`, then the values the chapter's prose quotes (myst-nb glue)."""
+    report = write_cached_metrics(chapter, keys, family, title)
+    import book   # scripts/book.py, put on sys.path by write_cached_metrics
+
+    rows = [f"| `{k}` | {v} |" for k, v in sorted(book.cached_glue(chapter).items())]
+    report += "\nValues the prose quotes (myst-nb glue):\n\n| key | value |\n| --- | --- |\n"
+    report += "\n".join(rows) + "\n"
+    (HERE / f"{family}_metrics.md").write_text(report)
+    print(report)
+    return report

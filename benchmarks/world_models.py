@@ -31,7 +31,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HERE = Path(__file__).resolve().parent
 
-from common import machine, write_cached_metrics  # noqa: E402  (benchmarks/ is on sys.path)
+from common import machine, write_cached_metrics_and_glue  # noqa: E402  (benchmarks/ is on sys.path)
 
 ROUNDS = 3
 EPISODES, FRAMES = 4, 200
@@ -125,17 +125,9 @@ The ratios are taken within each round, so load on the machine affects both side
 def metrics() -> str:
     """The chapter's printed lines, then the values its prose quotes (returns on the
     evaluation tracks, mean ± sd; M's NLL; V's loss)."""
-    report = write_cached_metrics("ch12", ["episodes", "generations", "Weights:", "return"],
-                                  "world_models", "Chapter 12: the numbers in the cached page")
-    import book   # scripts/book.py, put on sys.path by write_cached_metrics
-
-    glued = book.cached_glue("ch12")
-    rows = [f"| `{k}` | {v} |" for k, v in sorted(glued.items())]
-    report += "\nValues the prose quotes (myst-nb glue):\n\n| key | value |\n| --- | --- |\n"
-    report += "\n".join(rows) + "\n"
-    (HERE / "world_models_metrics.md").write_text(report)
-    print(report)
-    return report
+    return write_cached_metrics_and_glue(
+        "ch12", ["episodes", "generations", "Weights:", "return"],
+        "world_models", "Chapter 12: the numbers in the cached page")
 
 
 if __name__ == "__main__":
