@@ -861,6 +861,56 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
                             caption_gpt, unclip_faces, latent_faces, flamingo_faces)}
 
 
+# --------------------------------------------------------------------------- chapter 14's capstone
+# Eight families on one dataset and one wall-clock budget each (gdl.capstone). A budgeted run is
+# a few minutes, so it has no checkpoints: a stopped run starts that family again.
+CAPSTONE = {f"capstone_{family}": family for family in ("vae", "dcgan", "pixelcnn", "flow", "ebm",
+                                                        "diffusion", "vq_gpt", "latent_diffusion")}
+
+
+def capstone_minutes() -> float:
+    """Each family's budget: 10 minutes of two CPU cores in `cpu`, 60 in `full`."""
+    return gdl.pick(full=60.0, cpu=10.0, smoke=0.05)
+
+
+def capstone(name: str, minutes: float, argv: list[str], info: str) -> dict:
+    """Train one capstone family for `minutes` of wall-clock time on all 60,000 training images
+    and publish its weights, with the budget's report in the record."""
+    from gdl import capstone as cap
+
+    family = CAPSTONE[name]
+    levels = cap.fashion_levels("train", gdl.pick(full=None, cpu=None, smoke=512))
+    model, settings = cap.build(family)
+    print(f"[{published_name(name)}] {model.count_params():,} parameters, {minutes:g} min budget",
+          flush=True)
+    load_before = os.getloadavg()[0]
+    model, report = cap.train(family, levels, minutes * 60, model=model, settings=settings)
+    report["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    steps = sum(report["steps"].values())
+    print(f"[{published_name(name)}] {report}", flush=True)
+    # A two-stage family holds compiled sub-models; their optimizers' state is for training
+    # on, not for sampling, and `gdl.weights.save` drops only the top-level optimizers.
+    for part in ("vqvae", "prior", "diffusion"):
+        sub = getattr(model, part, None)
+        if isinstance(sub, keras.Model):
+            sub.optimizer = None
+            if hasattr(sub, "optimizers"):
+                sub.optimizers = {}
+    record = gdl.weights.save(published_name(name), model, {
+        "family": family, "recipe": name, "profile": gdl.profile(), "settings": settings,
+        "training": {"budget_minutes": minutes, "training_images": len(levels),
+                     "steps_by_stage": report["steps"]},
+        "steps": steps, "examples_seen": report["examples_seen"], "unit": "images",
+        "wall_seconds": report["seconds"], "run_info": info, "command": command_line(argv),
+        "load_average": report["load_average"],   # the machine's 1-min load, before and after
+        "metrics": {"overrun_seconds": report["overrun_seconds"],
+                    "parameters": int(model.count_params())},
+        "metrics_note": "the budget's report; the chapter measures the samples",
+    })
+    print(gdl.weights.describe(record), flush=True)
+    return record
+
+
 # --------------------------------------------------------------------------- checkpoints
 def published_name(name: str) -> str:
     """NAME in the `cpu` profile, NAME.PROFILE in the others (so `full` weights never replace `cpu` ones)."""
@@ -1053,11 +1103,12 @@ def main(argv: list[str] | None = None) -> dict | None:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", nargs="?", choices=sorted(RECIPES), metavar="NAME",
-                        help="one of: " + ", ".join(RECIPES))
+    parser.add_argument("name", nargs="?", choices=sorted([*RECIPES, *CAPSTONE]), metavar="NAME",
+                        help="one of: " + ", ".join([*RECIPES, *CAPSTONE]))
     parser.add_argument("--steps", type=int, help="total training steps to reach (default: the recipe's)")
-    parser.add_argument("--minutes", type=float, default=120.0,
-                        help="stop once this much training time is spent, summed over resumes (default 120)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="stop once this much training time is spent, summed over resumes (default 120; "
+                             "a capstone family's budget: 10 in cpu, 60 in full)")
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0,
                         help="minutes between checkpoints (default 5)")
     parser.add_argument("--publish", action="store_true",
@@ -1067,6 +1118,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.list or args.name is None:
         for recipe in RECIPES.values():
             print(f"{recipe.__name__:18s} {recipe.__doc__.splitlines()[0]}")
+        for name, family in CAPSTONE.items():
+            print(f"{name:18s} Chapter 14's capstone: {family} for a wall-clock budget")
         return None
 
     name = args.name
@@ -1074,6 +1127,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     threads = os.environ.get("TF_NUM_INTRAOP_THREADS")
     info = gdl.run_info(display=False, note=f"threads={threads}" if threads else None)
     print(info, flush=True)
+    if name in CAPSTONE:
+        return capstone(name, args.minutes or capstone_minutes(), argv, info)
+    if args.minutes is None:
+        args.minutes = 120.0
     recipe = RECIPES[name]()
     folder = checkpoint_dir(name)
     state = restore(folder, recipe)

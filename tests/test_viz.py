@@ -92,3 +92,19 @@ def test_prompt_explorer_labels_rows_and_opens_on_the_chosen_scale():
         prompt_explorer(images, ["a man"], [0, 1, 3])
     with pytest.raises(ValueError, match="active"):
         prompt_explorer(images, ["a man", "a woman"], [0, 1, 3], active=3)
+
+
+def test_timeline_links_every_entry_and_keeps_close_labels_apart():
+    from gdl.viz.timeline import label_levels, timeline
+
+    entries = [dict(date=2022.0 + 0.1 * i, name=f"model {i}", lane="a", link=f"ch{i}.html")
+               for i in range(4)] + [dict(date=2015.0, name="old", lane="b")]
+    fig = timeline(entries, [(2014.0, 2018.0, "early")], ["a", "b"])
+    texts = [a.text for a in fig.layout.annotations]
+    assert all(f'<a href="ch{i}.html">model {i}</a>' in texts for i in range(4))
+    assert "old" in texts and "<i>early</i>" in texts
+    levels = label_levels(entries[:4], label_years=0.1)
+    assert len(set(levels)) == 4          # four labels 0.1 years apart: four different levels
+    assert label_levels([entries[0], entries[4]], label_years=0.1) == [1, 1]   # far apart
+    with pytest.raises(ValueError, match="lanes"):
+        timeline(entries, lanes=["a"])
