@@ -868,6 +868,10 @@ CAPSTONE = {f"capstone_{family}": family for family in ("vae", "dcgan", "pixelcn
                                                         "diffusion", "vq_gpt", "latent_diffusion")}
 
 
+NOTE_CAPSTONE = ("the budget's report; parameters counts every weight, an EBM's replay buffer and a "
+                 "diffusion model's averaged copy included; the chapter measures the samples")
+
+
 def capstone_minutes() -> float:
     """Each family's budget: 10 minutes of two CPU cores in `cpu`, 60 in `full`."""
     return gdl.pick(full=60.0, cpu=10.0, smoke=0.05)
@@ -905,7 +909,7 @@ def capstone(name: str, minutes: float, argv: list[str], info: str) -> dict:
         "load_average": report["load_average"],   # the machine's 1-min load, before and after
         "metrics": {"overrun_seconds": report["overrun_seconds"],
                     "parameters": int(model.count_params())},
-        "metrics_note": "the budget's report; the chapter measures the samples",
+        "metrics_note": NOTE_CAPSTONE,
     })
     print(gdl.weights.describe(record), flush=True)
     return record

@@ -85,9 +85,9 @@ def test_manifest_checksums_match_the_files_in_weights():
         assert str(ROOT) not in W.describe(rec)
         total += rec["bytes"]
         capstone += rec["bytes"] if name.startswith("capstone_") else 0
-    # 40 MB for the chapters' models, 8 MB for chapter 14's eight capstone families
+    # 40 MB for the chapters' models, 10 MB for chapter 14's eight capstone families
     assert total - capstone <= 40e6, f"the chapters' weights hold {(total - capstone) / 1e6:.1f} MB"
-    assert capstone <= 8e6, f"the capstone's weights hold {capstone / 1e6:.1f} MB; its budget is 8"
+    assert capstone <= 10e6, f"the capstone's weights hold {capstone / 1e6:.1f} MB; its budget is 10"
 
 
 def test_gitignore_tracks_the_published_weights_only():
