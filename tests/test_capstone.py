@@ -86,6 +86,11 @@ def test_the_same_samples_give_the_same_scores(levels, yardstick):
     same = cap.score(real, real, yardstick)
     assert same["precision"] == 1.0 and same["recall"] == 1.0
     assert same["frechet"] < first["frechet"]
+    # precision/recall compare equal-sized sets: the first 32 real images for 32 samples
+    half = cap.score(real[:32], real, yardstick)
+    assert half["precision"] == 1.0 and half["recall"] == 1.0
+    with pytest.raises(ValueError, match="as many real images"):
+        cap.score(fake, real[:32], yardstick)
 
 
 def test_precision_and_recall_separate_quality_from_coverage():

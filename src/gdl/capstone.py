@@ -421,11 +421,16 @@ def generate(model, n: int, *, batch: int, seed: int = 0, **kwargs) -> tuple[np.
 
 
 def score(samples, real, yardstick, *, k: int = 3, real_features=None) -> dict:
-    """The sample yardsticks: Fréchet distance and k-NN precision/recall against `real`
-    images (or their precomputed `real_features`), in `yardstick`'s features."""
+    """The sample yardsticks in `yardstick`'s features: the Fréchet distance to all the `real`
+    images (or their precomputed `real_features`), and k-NN precision/recall against as many
+    of them as there are samples (the manifolds' radii depend on the set sizes: equal sizes,
+    as Kynkäänniemi et al. compare them)."""
     from gdl.metrics import frechet_distance
 
-    ref = yardstick.features(real) if real_features is None else real_features
+    ref = yardstick.features(real) if real_features is None else np.asarray(real_features)
     feats = yardstick.features(np.asarray(samples, np.float32))
-    precision, recall = precision_recall(ref, feats, k)
+    if len(ref) < len(feats):
+        raise ValueError(f"need at least as many real images ({len(ref)}) as samples "
+                         f"({len(feats)})")
+    precision, recall = precision_recall(ref[:len(feats)], feats, k)
     return {"frechet": frechet_distance(feats, ref), "precision": precision, "recall": recall}
