@@ -892,14 +892,7 @@ def capstone(name: str, minutes: float, argv: list[str], info: str) -> dict:
     report["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     steps = sum(report["steps"].values())
     print(f"[{published_name(name)}] {report}", flush=True)
-    # A two-stage family holds compiled sub-models; their optimizers' state is for training
-    # on, not for sampling, and `gdl.weights.save` drops only the top-level optimizers.
-    for part in ("vqvae", "prior", "diffusion"):
-        sub = getattr(model, part, None)
-        if isinstance(sub, keras.Model):
-            sub.optimizer = None
-            if hasattr(sub, "optimizers"):
-                sub.optimizers = {}
+    cap.drop_nested_optimizers(model)
     record = gdl.weights.save(published_name(name), model, {
         "family": family, "recipe": name, "profile": gdl.profile(), "settings": settings,
         "training": {"budget_minutes": minutes, "training_images": len(levels),

@@ -366,6 +366,30 @@ def build(family: str, settings: dict | None = None) -> tuple[keras.Model, dict]
     return FAMILIES[family].build(s), s
 
 
+def drop_nested_optimizers(model) -> None:
+    """Detach the optimizers of a two-stage family's compiled parts: their state is for
+    training on, not for sampling, and `gdl.weights` handles only a model's own optimizers
+    (so the published file has none, and a model loading it must have none either)."""
+    for part in ("vqvae", "prior", "diffusion"):
+        sub = getattr(model, part, None)
+        if isinstance(sub, keras.Model):
+            sub.optimizer = None
+            if hasattr(sub, "optimizers"):
+                sub.optimizers = {}
+
+
+def load(family: str) -> tuple[keras.Model, dict]:
+    """The published long run of `family` in this profile, and its weights record."""
+    import gdl.weights
+
+    name = gdl.weights.for_profile(weights_name(family))
+    rec = gdl.weights.record(name)
+    model, _ = build(family, rec["settings"])
+    drop_nested_optimizers(model)
+    gdl.weights.load(name, model, rec["settings"])
+    return model, rec
+
+
 def train(family: str, levels: np.ndarray, seconds: float, *, model=None, settings=None,
           seed: int = 14, clock: Callable[[], float] = time.perf_counter) -> tuple[keras.Model, dict]:
     """Train `family` on uint8 `levels` (N, 32, 32, 1) for `seconds` of wall-clock time;
