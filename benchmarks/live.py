@@ -8,7 +8,10 @@ same inputs, after a warm-up; the report gives medians and the median of the per
 A generation is 16 samples: one generator call for a GAN, DDIM_STEPS network calls for the
 diffusion model; one image for a latent plane (what the page decodes per move of the point); for a language model (kind "text") the times are per token, the mean over
 TEXT_TOKENS greedy tokens after a prompt (the page reads the whole text again for each token,
-Keras' GPT.generate, as the chapter calls it, runs its compiled loop with the key/value cache).
+Keras' GPT.generate, as the chapter calls it, runs its compiled loop with the key/value cache);
+for text to image (kind "guided-ddim") it is what chapter 13's view draws at first, T2I_FACES
+faces in T2I_STEPS guided DDIM steps (two U-Net passes per step, in one call), the prompt's
+condition computed once beforehand on both sides (the page keeps it while the prompt stays).
 The Keras side runs eagerly with TensorFlow's default threads (both cores),
 the way a chapter calls it. --smoke times the tiny smoke weights (a check of the script).
 """
@@ -33,6 +36,8 @@ BATCH = 16
 DDIM_STEPS = 10
 TEXT_TOKENS = 20
 TEXT_PROMPT = "pinot noir from oregon , us :"   # one of chapter 9's prompts
+T2I_FACES, T2I_STEPS, T2I_GUIDANCE = 6, 20, 3.0       # chapter 13's live view, at first
+T2I_PROMPT = "a smiling woman with blond hair"
 
 
 def measure(name: str, weights: str, repeats: int) -> dict:
@@ -43,6 +48,7 @@ def measure(name: str, weights: str, repeats: int) -> dict:
     from conftest import CHROMIUM, CHROMIUM_ARGS, live_site, serve
     from gdl.viz.live import live_diffusion, live_generator, live_writer
     from gdl.viz.live_plane import live_plane
+    from gdl.viz.live_prompt import live_text_to_image
 
     live = gdl.live.LIVE_MODELS[name]
     record = gdl.weights.record(weights)
@@ -66,6 +72,32 @@ def measure(name: str, weights: str, repeats: int) -> dict:
 
             def keras_call():
                 np.asarray(model.generate(1, prompt=prompt, max_tokens=n, temperature=0))
+        elif live.kind == "guided-ddim":
+            shape = meta["image_shape"]
+            widget = live_text_to_image(name, np.zeros((T2I_FACES, *shape)), [T2I_PROMPT],
+                                        guidance=T2I_GUIDANCE, steps=T2I_STEPS)
+            prompt_weights = gdl.live.LIVE_MODELS[meta["prompt_model"]].weights + (
+                ".smoke" if weights.endswith(".smoke") else "")
+            prompt_meta = gdl.live.export_live(meta["prompt_model"], site / "_static" / "live",
+                                               weights_name=prompt_weights)
+            prompt_model, encoder = gdl.live.LIVE_MODELS[meta["prompt_model"]].build(
+                gdl.weights.record(prompt_weights)["settings"])
+            gdl.weights.load(prompt_weights, prompt_model)
+            from gdl.data.captions import CaptionTokenizer
+
+            condition = np.repeat(np.asarray(encoder(CaptionTokenizer(
+                prompt_meta["max_len"]).encode([T2I_PROMPT]))), T2I_FACES, axis=0)
+            x = rng.normal(size=(T2I_FACES, *shape)).astype("float32")
+            timed_js = """async x => { const w = window.gdlLive.widgets[%r];
+                await w.condition(%r);
+                const t = performance.now();
+                await w.sample(new Float32Array(x), %d, %d, %r, %r);
+                return performance.now() - t; }""" % (name, T2I_PROMPT, T2I_FACES, T2I_STEPS,
+                                                      T2I_PROMPT, T2I_GUIDANCE)
+
+            def keras_call():
+                np.asarray(model.generate(condition=condition, guidance=T2I_GUIDANCE,
+                                          initial_noise=x, steps=T2I_STEPS))
         elif live.kind == "ddim":
             shape = meta["image_shape"]
             widget = live_diffusion(name, np.zeros((BATCH, *shape)), steps=DDIM_STEPS)
@@ -116,13 +148,20 @@ def measure(name: str, weights: str, repeats: int) -> dict:
                     keras_ms.append(k)
             browser.close()
     ratios = np.array(browser_ms) / np.array(keras_ms)
+    onnx_mb, parity = meta["onnx_bytes"] / 1e6, meta["parity_max_abs"]
     what = f"{BATCH} samples" + (f", {DDIM_STEPS} DDIM steps" if live.kind == "ddim" else "")
+    if live.kind == "guided-ddim":
+        what = (f"{T2I_FACES} faces, {T2I_STEPS} guided DDIM steps at w = {T2I_GUIDANCE:g} "
+                f"(ONNX: U-Net + text encoder and prior, "
+                f"{prompt_meta['onnx_bytes'] / 1e6:.2f} MB)")
+        onnx_mb += prompt_meta["onnx_bytes"] / 1e6
+        parity = max(parity, prompt_meta["parity_max_abs"])
     if live.kind == "latent-plane":
         what = "1 image (the decoder at one point)"
     if live.kind == "text":
         what = f"1 token (mean of {per}, greedy, after a {len(prompt)}-token prompt)"
-    return dict(name=name, weights=weights, what=what, onnx_mb=meta["onnx_bytes"] / 1e6,
-                parity=meta["parity_max_abs"], browser=float(np.median(browser_ms)),
+    return dict(name=name, weights=weights, what=what, onnx_mb=onnx_mb,
+                parity=parity, browser=float(np.median(browser_ms)),
                 keras=float(np.median(keras_ms)), ratio=float(np.median(ratios)), n=repeats)
 
 
@@ -138,6 +177,8 @@ def main() -> None:
 
     rows = []
     for name in args.names or gdl.live.LIVE_MODELS:
+        if gdl.live.LIVE_MODELS[name].kind == "prompt-encoder":   # timed with its view's model
+            continue
         weights = gdl.live.LIVE_MODELS[name].weights + (".smoke" if args.smoke else "")
         try:
             gdl.weights.record(weights)

@@ -728,6 +728,66 @@ def unclip_faces() -> Recipe:
                   gdl.pick(full=40_000, cpu=12_000, smoke=4))
 
 
+def _prior_settings(embed_dim: int) -> dict:
+    """Chapter 13 §13.3's prior: PRIOR_WIDTH, and the CLIP embedding size it maps to itself."""
+    return {"embed_dim": int(embed_dim), "width": 256}
+
+
+def build_prior(embed_dim: int, width: int) -> keras.Model:
+    """The regression prior: a CLIP text embedding -> a unit-length guess at the image's."""
+    return keras.Sequential([keras.Input((embed_dim,)),
+                             keras.layers.Dense(width, activation="gelu"),
+                             keras.layers.Dense(width, activation="gelu"),
+                             keras.layers.Dense(embed_dim),
+                             keras.layers.UnitNormalization()], name="prior")
+
+
+def unclip_prior() -> Recipe:
+    """Chapter 13 §13.3: the regression prior (text embedding -> image embedding) of the published
+    clip_faces, on the training faces' partial captions (CAPTION_VARIANTS, MENTION), cosine loss."""
+    from gdl.data import captions
+    from gdl.models import multimodal as mm
+
+    clip, clip_rec = _load_clip()
+    faces, attrs, (train, test, _) = _captioned(32)
+    tok = captions.CaptionTokenizer(clip_rec["settings"]["text"]["max_len"])
+    variants, mention = 8, 0.6
+    ids = captions.caption_ids(attrs[train], tok, variants, mention, seed=13)   # (V, N, T)
+    text = np.stack([mm.embed_in_batches(clip.encode_text, v) for v in ids])       # (V, N, D)
+    image = mm.embed_in_batches(clip.encode_images, faces[train])                  # (N, D)
+    # the caption length is the text tower's: a page that runs both pads prompts to it
+    settings = {**_prior_settings(image.shape[1]), "max_len": tok.max_len,
+                "clip_sha256": clip_rec["sha256"]}
+    batch, lr = gdl.pick(full=256, cpu=256, smoke=16), 1e-3
+    keras.utils.set_random_seed(16)
+    model = build_prior(settings["embed_dim"], settings["width"])
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=keras.losses.CosineSimilarity())
+
+    def stream(seed):
+        rng = np.random.default_rng(seed)
+        for (idx,) in batches(np.arange(len(image)), batch_size=batch, seed=seed):
+            yield text[rng.integers(variants, size=len(idx)), idx], image[idx]
+
+    test_text = mm.embed_in_batches(clip.encode_text, captions.caption_ids(attrs[test], tok, 1, 1.0, 7)[0])
+    test_image = mm.embed_in_batches(clip.encode_images, faces[test])
+
+    def evaluate(model) -> dict:
+        """The chapter's table: cosine with the true image embedding, and whether the guess finds
+        its face among the top 10 test faces, from each test face's complete caption."""
+        guess = model.predict(test_text, verbose=0)
+        own = np.sum(guess * test_image, 1)
+        rank = (guess @ test_image.T > own[:, None]).sum(1)
+        return {"test_cosine": float(own.mean()), "test_top10": float(np.mean(rank < 10)),
+                "test_faces": int(len(test))}
+
+    return Recipe("prior", settings,
+                  dict(batch_size=batch, optimizer="Adam", learning_rate=lr, loss="cosine",
+                       caption_variants=variants, mention=mention, training_pairs=len(image),
+                       clip="clip_faces"),
+                  model, stream, batch, "caption embeddings", gdl.pick(full=20_000, cpu=6_000, smoke=4),
+                  evaluate)
+
+
 def latent_faces() -> Recipe:
     """Chapter 13 §13.5: latent diffusion in the published face VAE's latent space (chapter 3), conditioned
     on CLIP image embeddings (LATENT_DENOISER, LATENT_BATCH)."""
@@ -858,7 +918,7 @@ RECIPES: dict[str, Callable[[], Recipe]] = {
     f.__name__: f for f in (dcgan_bricks, diffusion_flowers, wgan_faces, cgan_blond, vae_fashion, vae_faces,
                             ebm_digits, pixelcnn_levels, pixelcnn_mixture, lstm_wine, gpt_wine,
                             stylegan_faces, musegan_chorales, world_vae, world_mdn_rnn, clip_faces,
-                            caption_gpt, unclip_faces, latent_faces, flamingo_faces)}
+                            caption_gpt, unclip_faces, latent_faces, flamingo_faces, unclip_prior)}
 
 
 # --------------------------------------------------------------------------- chapter 14's capstone

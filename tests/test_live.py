@@ -496,3 +496,127 @@ def test_writer_widget_writes_as_keras_does(writer_page, browser):
     assert not set(page[len(prompt):]) & set(meta["exclude_ids"])
     assert not errors, errors
     assert not outside, outside
+
+
+# --------------------------------------------------------------------------- text to image (ch13)
+UNCLIP_SMOKE = "unclip_faces.smoke"     # committed, tiny: chapter 13's guided U-Net, 4 steps
+PRIOR_SMOKE = "unclip_prior.smoke"      # committed, tiny: its prior, on the same smoke CLIP
+T2I_PROMPTS = ["a smiling woman with blond hair", "a man with a beard , eyeglasses"]
+
+
+def _unclip_keras():
+    """The smoke decoder and prompt encoder as Keras runs them (the chapter's text_to_image)."""
+    models = {}
+    for name, weights in (("unclip_faces", UNCLIP_SMOKE), ("unclip_prompt", PRIOR_SMOKE)):
+        record = gdl.weights.record(weights)
+        model, part = gdl.live.LIVE_MODELS[name].build(record["settings"])
+        gdl.weights.load(weights, model, record["settings"])
+        models[name] = (model, part)
+    return models["unclip_faces"][0], models["unclip_prompt"][1]
+
+
+def test_export_live_prompt_encoder_and_guided_unet(tmp_path):
+    import onnxruntime as ort
+
+    from gdl.data.captions import CaptionTokenizer
+
+    prompt = gdl.live.export_live("unclip_prompt", tmp_path, weights_name=PRIOR_SMOKE)
+    unet = gdl.live.export_live("unclip_faces", tmp_path, weights_name=UNCLIP_SMOKE)
+    assert prompt["kind"] == "prompt-encoder" and unet["kind"] == "guided-ddim"
+    assert prompt["parity_max_abs"] < 1e-4 and unet["parity_max_abs"] < 1e-4
+    # the page can only pair the two if they were trained on one CLIP, and it checks
+    assert unet["prompt_model"] == "unclip_prompt"
+    assert prompt["clip_sha256"] == unet["clip_sha256"]
+    assert unet["inputs"] == ["noisy_images", "noise_variance", "condition"]
+    tok = CaptionTokenizer(prompt["max_len"])
+    assert prompt["vocabulary"] == tok.words and prompt["end_id"] == tok.end_id
+    # the ONNX prompt encoder gives the condition Keras' prior gives, for padded captions
+    _, part = _unclip_keras()
+    ids = tok.encode(T2I_PROMPTS)
+    session = ort.InferenceSession(str(tmp_path / "unclip_prompt.onnx"))
+    got = session.run(None, {session.get_inputs()[0].name: ids})[0]
+    np.testing.assert_allclose(got, np.asarray(part(ids)), atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)   # unit length
+
+
+def test_published_prior_and_decoder_share_their_clip():
+    prior, decoder = gdl.weights.record("unclip_prior"), gdl.weights.record("unclip_faces")
+    assert prior["settings"]["clip_sha256"] == decoder["settings"]["clip_sha256"]
+    assert prior["settings"]["clip_sha256"] == gdl.weights.record("clip_faces")["sha256"]
+
+
+def test_live_text_to_image_settings():
+    from gdl.viz.live_prompt import live_text_to_image
+
+    images = np.zeros((6, 32, 32, 3))
+    with pytest.raises(ValueError, match="0 to 8 in steps of 0.5"):
+        live_text_to_image("unclip_faces", images, T2I_PROMPTS, guidance=2.25)
+    with pytest.raises(ValueError, match="1 to 20"):
+        live_text_to_image("unclip_faces", images, T2I_PROMPTS, steps=0)
+    with pytest.raises(ValueError, match="none of them empty"):
+        live_text_to_image("unclip_faces", images, ["a man", " "])
+    html = live_text_to_image("unclip_faces", images, T2I_PROMPTS, guidance=3).data
+    assert "&quot;kind&quot;: &quot;guided-ddim&quot;" in html
+    assert not gdl.live.check_views(html)
+    problems = gdl.live.check_views(live_text_to_image("unclip_prompt", images, "a man").data)
+    assert "no view shows it alone" in problems[0]
+
+
+@pytest.fixture(scope="module")
+def t2i_page(tmp_path_factory):
+    """A page with chapter 13's text-to-image view on the smoke models (4 faces, 3 steps)."""
+    from gdl.viz.live_prompt import live_text_to_image
+
+    site = tmp_path_factory.mktemp("site")
+    widget = live_text_to_image("unclip_faces", np.zeros((4, 32, 32, 3)), T2I_PROMPTS,
+                                guidance=3, steps=3, ncols=4, caption="test")
+    gdl.live.export_live("unclip_prompt", site / "_static" / "live", weights_name=PRIOR_SMOKE)
+    return site, make_site(site, "unclip_faces", UNCLIP_SMOKE, widget)
+
+
+def test_text_to_image_widget_paints_as_keras_does(t2i_page, browser):
+    site, meta = t2i_page
+    with serve(site) as url:
+        context, tab, outside, errors = open_page(browser, url)
+        status = tab.locator(".gdl-live-status").inner_text()
+        assert "4 faces for \u201ca smiling woman with blond hair\u201d at guidance w = 3" in status
+        assert "in 3 DDIM steps" in status and "ms in this browser" in status
+        pixels = "() => window.gdlLive.widgets['unclip_faces'].canvas.toDataURL()"
+        before = tab.evaluate(pixels)
+        # another prompt repaints the faces (from the same noise), and so does the guidance
+        tab.locator(".gdl-live-controls select").select_option(T2I_PROMPTS[1])
+        tab.wait_for_function("() => document.querySelector('.gdl-live-status').innerText"
+                              ".includes('eyeglasses')", timeout=30_000)
+        other_prompt = tab.evaluate(pixels)
+        assert other_prompt != before
+        tab.locator(".gdl-live-controls input[type=range]").first.fill("0")
+        tab.wait_for_function("() => document.querySelector('.gdl-live-status').innerText"
+                              ".includes('at guidance w = 0 ')", timeout=30_000)
+        assert tab.evaluate(pixels) != other_prompt
+        # a word the captions never use is reported, not guessed
+        tab.locator(".gdl-live-prompt input").fill("a man with a monocle")
+        tab.locator(".gdl-live-prompt input").press("Enter")
+        tab.wait_for_function("() => document.querySelector('.gdl-live-status').innerText"
+                              ".includes('\u201cmonocle\u201d is not a word')", timeout=10_000)
+        # the page's condition and faces for fixed noise are Keras'
+        noise = np.random.default_rng(7).normal(size=(2, 32, 32, 3)).astype("float32")
+        got = tab.evaluate("async x => Array.from(await window.gdlLive.widgets['unclip_faces']"
+                           f".sample(new Float32Array(x), 2, 3, {json.dumps(T2I_PROMPTS[0])}, 2.5))",
+                           noise.ravel().tolist())
+        condition = tab.evaluate("p => window.gdlLive.widgets['unclip_faces'].condition(p)",
+                                 T2I_PROMPTS[0])
+        context.close()
+    from gdl.data.captions import CaptionTokenizer
+
+    decoder, prompt = _unclip_keras()
+    cond = np.asarray(prompt(CaptionTokenizer().encode(T2I_PROMPTS[:1])))
+    np.testing.assert_allclose(np.array(condition), cond[0], atol=1e-5)
+    expected = np.asarray(decoder.generate(condition=np.repeat(cond, 2, axis=0), guidance=2.5,
+                                           initial_noise=noise, steps=3))
+    got = np.array(got, "float32").reshape(expected.shape)
+    diff = np.abs(got - expected).max()
+    print(f"guided DDIM, 2 faces x 3 steps at w = 2.5: max |browser - Keras| = {diff:.2e}")
+    assert diff < DDIM_TOLERANCE, diff
+    assert got.std() > 1e-2
+    assert not errors, errors
+    assert not outside, outside

@@ -343,7 +343,7 @@ def test_every_recipe_is_registered_with_its_settings():
                                      "pixelcnn_mixture", "lstm_wine", "gpt_wine",
                                      "stylegan_faces", "musegan_chorales", "world_vae",
                                      "world_mdn_rnn", "clip_faces", "caption_gpt", "unclip_faces",
-                                     "latent_faces", "flamingo_faces"}
+                                     "latent_faces", "flamingo_faces", "unclip_prior"}
 
 
 def test_chapter_13_recipes_record_the_weights_they_build_on(shared_data, tmp_path, monkeypatch):
@@ -358,8 +358,11 @@ def test_chapter_13_recipes_record_the_weights_they_build_on(shared_data, tmp_pa
     assert 0 <= clip["metrics"]["test_recall_at_1"] <= clip["metrics"]["test_recall_at_5"] <= 1
     lm = pretrain.main(["caption_gpt", "--steps", "2"])
     decoder = pretrain.main(["unclip_faces", "--steps", "2"])
+    prior = pretrain.main(["unclip_prior", "--steps", "2"])
     captioner = pretrain.main(["flamingo_faces", "--steps", "2"])
     assert decoder["settings"]["clip_sha256"] == clip["sha256"]
+    assert prior["settings"]["clip_sha256"] == clip["sha256"]
+    assert -1 <= prior["metrics"]["test_cosine"] <= 1 and 0 <= prior["metrics"]["test_top10"] <= 1
     assert captioner["settings"]["clip_sha256"] == clip["sha256"]
     assert captioner["settings"]["lm_sha256"] == lm["sha256"]
     assert 0 <= captioner["metrics"]["test_attribute_accuracy"] <= 1

@@ -15,10 +15,16 @@
  *    steps, drawing every step's estimate of the clean images as it goes;
  *  - "text" (a GPT's forward pass, token ids -> the next token's logits; cell made by
  *    gdl.viz.live_writer): writes a review after a chosen prompt one word at a time, with
- *    temperature and top-k, as gdl.models.transformer.GPT.generate samples.
+ *    temperature and top-k, as gdl.models.transformer.GPT.generate samples;
+ *  - "guided-ddim" (a U-Net that also takes a condition; cell made by
+ *    gdl.viz.live_prompt.live_text_to_image): text to image as chapter 13 does it. Its
+ *    description names a second model, a "prompt-encoder" (caption ids -> the condition), that
+ *    the page runs once per prompt; DDIM then runs the U-Net on the conditioned and the null
+ *    batch at every step and mixes them with the guidance scale (classifier-free guidance).
  * Where any of that is missing the picture (or text) stays, with a line saying why.
  * window.gdlLive.widgets[NAME] exposes run(z, n) (latent-grid; latent-plane, with setPoint(z)),
- * sample(noise, n, steps) (ddim) or logits(ids) and greedy(promptIds, n) (text) for the book's
+ * sample(noise, n, steps) (ddim), sample(noise, n, steps, prompt, guidance) and
+ * condition(prompt) (guided-ddim) or logits(ids) and greedy(promptIds, n) (text) for the book's
  * browser tests.
  */
 (function () {
@@ -122,6 +128,21 @@
       ort = await loadRuntime();
       session = await ort.InferenceSession.create(
         new URL(`live/${settings.model}.onnx`, base).href, { executionProviders: ["wasm"] });
+      if (meta.prompt_model) {     // a second network: the prompt -> the condition
+        if (!index.models.includes(meta.prompt_model)) {
+          throw new Error(`this build has no published weights for ${meta.prompt_model}`);
+        }
+        const reply = await fetch(new URL(`live/${meta.prompt_model}.json`, base));
+        if (!reply.ok) throw new Error(`this build has no live/${meta.prompt_model}.json`);
+        const promptMeta = await reply.json();
+        if (promptMeta.clip_sha256 !== meta.clip_sha256) {
+          throw new Error(`${meta.prompt_model} and ${settings.model} were trained on ` +
+                          "different CLIP weights");
+        }
+        const promptSession = await ort.InferenceSession.create(
+          new URL(`live/${meta.prompt_model}.onnx`, base).href, { executionProviders: ["wasm"] });
+        meta = Object.assign({}, meta, { prompt: { meta: promptMeta, session: promptSession } });
+      }
     } catch (err) {
       note.textContent = `The live view is not available here (${err.message}); the ${made} ` +
         "above was made when the page was executed.";
@@ -131,7 +152,7 @@
 
     const kind = meta.kind || "latent-grid";
     const widget = { "latent-grid": latentGrid, "latent-plane": latentPlane, ddim: ddimSampler,
-                     text: textWriter }[kind];
+                     "guided-ddim": ddimSampler, text: textWriter }[kind];
     if (!widget || (settings.kind && settings.kind !== kind)) {
       const why = widget ? `${settings.model} is a model of kind "${kind}", the page asks for ` +
         `"${settings.kind}"` : `this script cannot run a live view of kind "${kind}"`;
@@ -433,15 +454,35 @@
     // One network call at a time: a session runs one request, and the test's sample() may
     // come while the page's own sampling is still going.
     let queue = Promise.resolve();
-    function predictNoise(x, count, noiseRate) {
-      const variance = new Float32Array(count).fill(noiseRate * noiseRate);
-      const feeds = {
-        [noisyName]: new ort.Tensor("float32", x, [count, h, w, c]),
-        [varianceName]: new ort.Tensor("float32", variance, [count, 1, 1, 1]),
-      };
+    function call(feeds) {
       const result = queue.then(function () { return session.run(feeds); });
       queue = result.catch(function () {});
       return result.then(function (out) { return out[session.outputNames[0]].data; });
+    }
+    // guide: null (a plain DDIM model), or { condition: (count, D) values, guidance: w }, for
+    // which the U-Net runs once on the batch twice over, with the condition and with the null
+    // (zero) one, and the two estimates are mixed as gdl.models.multimodal.guided_noise does.
+    async function predictNoise(x, count, noiseRate, guide) {
+      const rows = guide ? 2 * count : count;
+      const variance = new Float32Array(rows).fill(noiseRate * noiseRate);
+      const images = guide ? new Float32Array(2 * x.length) : x;
+      if (guide) { images.set(x); images.set(x, x.length); }
+      const feeds = {
+        [noisyName]: new ort.Tensor("float32", images, [rows, h, w, c]),
+        [varianceName]: new ort.Tensor("float32", variance, [rows, 1, 1, 1]),
+      };
+      if (!guide) return call(feeds);
+      const conditions = new Float32Array(rows * meta.condition_dims);   // null rows: zeros
+      conditions.set(guide.condition);
+      feeds[meta.inputs[2]] = new ort.Tensor("float32", conditions, [rows, meta.condition_dims]);
+      const both = await call(feeds);
+      const eps = new Float32Array(x.length);
+      const s = Math.fround(guide.guidance);
+      for (let j = 0; j < x.length; j++) {
+        const un = both[x.length + j];
+        eps[j] = Math.fround(un + Math.fround(s * Math.fround(both[j] - un)));
+      }
+      return eps;
     }
 
     // DDIM from t = 1 (noise) to t = 0 in `steps` equal steps. Each step splits the current
@@ -449,13 +490,13 @@
     // and mixes the two again at the next, lower noise level. onStep(i, x, cleanEstimate) sees
     // each step (x: the images that went into it); if it returns false the sampling stops.
     // Returns the last clean estimate as pixels in [0, 1].
-    async function ddim(noise, count, steps, onStep) {
+    async function ddim(noise, count, steps, onStep, guide) {
       let x = Float32Array.from(noise);
       let clean = null;
       for (let i = 0; i < steps; i++) {
         const t = 1 - i / steps;
         const now = rates(t), next = rates(t - 1 / steps);
-        const eps = await predictNoise(x, count, now.noise);
+        const eps = await predictNoise(x, count, now.noise, guide || null);
         clean = new Float32Array(x.length);
         const after = new Float32Array(x.length);
         for (let j = 0; j < x.length; j++) {
@@ -489,6 +530,8 @@
                                       value: String(steps) });
     const shown = element("output", {}, String(steps));
     label.append(slider, " ", shown);
+    const guided = meta.kind === "guided-ddim";
+    const prompting = guided ? promptControls(meta.prompt, settings, controls, ort) : null;
     controls.append(again, label);
     // The first sample, step by step: the images that go into each step (top row) and the
     // network's estimate of the clean image made from them (bottom row).
@@ -501,6 +544,7 @@
       "first); bottom, the network's estimate of the clean image made from it.");
     const status = element("p", { class: "gdl-live-status" });
     panel.append(canvas, controls, trajectory, trajectoryNote, status);
+    if (guided) panel.append(prompting.words);
     root.querySelector(".gdl-live-static").replaceWith(panel);
 
     const scratch = element("canvas", { width: w, height: h });
@@ -542,9 +586,23 @@
     // A request made while sampling (new noise, other steps) stops the running sampling after
     // its current step and starts again.
     const render = restartable(async function (current) {
+      let guide = null, what = "samples";
+      let computing = 0, since = performance.now();   // network and arithmetic, not drawing
+      if (guided) {
+        const asked = prompting.read();
+        if (asked.error) {                 // words the model does not know: say so, draw nothing
+          status.textContent = asked.error;
+          return;
+        }
+        const one = await prompting.condition(asked.text);          // (D,) the prior's guess
+        const condition = new Float32Array(n * one.length);
+        for (let i = 0; i < n; i++) condition.set(one, i * one.length);
+        guide = { condition: condition, guidance: asked.guidance };
+        what = `faces for \u201c${asked.text}\u201d at guidance w = ${asked.guidance}`;
+        if (!current()) return;
+      }
       drawGrid(toPixels(noise));
       clearTrajectory();
-      let computing = 0, since = performance.now();   // network and arithmetic, not drawing
       const pixels = await ddim(noise, n, steps, async function (i, x, clean) {
         computing += performance.now() - since;
         drawGrid(toPixels(clean));
@@ -552,11 +610,15 @@
         await paint();
         since = performance.now();
         return current();
-      });
+      }, guide);
       if (pixels) {
         drawGrid(pixels);
-        status.textContent = `${meta.what}: ${mb} MB, ${n} samples in ${steps} DDIM ` +
-          `step${steps > 1 ? "s" : ""} (one U-Net call each): ${computing.toFixed(0)} ms in ` +
+        const calls = guided ? "one U-Net call on the batch twice over, with and without the " +
+          "prompt, each" : "one U-Net call each";
+        const size = guided ? `${mb} MB + ${(meta.prompt.meta.onnx_bytes / 1e6).toFixed(1)} MB ` +
+          "(the text encoder and prior)" : `${mb} MB`;
+        status.textContent = `${meta.what}: ${size}, ${n} ${what} in ${steps} DDIM ` +
+          `step${steps > 1 ? "s" : ""} (${calls}): ${computing.toFixed(0)} ms in ` +
           "this browser (ONNX Runtime Web, one thread). The U-Net was trained for " +
           `${meta.steps.toLocaleString("en")} steps.`;
         root.dataset.state = "live";
@@ -572,12 +634,103 @@
       shown.textContent = String(steps);
       render();
     });
+    if (guided) prompting.onChange(render);
     registry.widgets[settings.model] = {
       meta: meta, render: render, canvas: canvas, trajectory: trajectory,
       // the final images, (count, H, W, C) values in [0, 1], for `steps` steps from `noise`
-      sample: function (initial, count, sampleSteps) { return ddim(initial, count, sampleSteps); },
+      // (guided: for `prompt` at guidance scale `guidance`)
+      sample: async function (initial, count, sampleSteps, prompt, guidance) {
+        if (!guided) return ddim(initial, count, sampleSteps);
+        const one = await prompting.condition(prompt);
+        const condition = new Float32Array(count * one.length);
+        for (let i = 0; i < count; i++) condition.set(one, i * one.length);
+        return ddim(initial, count, sampleSteps, null,
+                    { condition: condition, guidance: guidance });
+      },
+      condition: guided ? function (prompt) {
+        return prompting.condition(prompt).then(function (v) { return Array.from(v); });
+      } : undefined,
     };
     await render();
+  }
+
+  // The prompt and guidance controls of a "guided-ddim" view, and its prompt encoder. The page
+  // writes a prompt's ids as gdl.data.captions.CaptionTokenizer.encode does (<start>, the words,
+  // commas split off, <end>, then padding), lower-cased; words outside the captions' vocabulary
+  // are reported, not guessed.
+  function promptControls(prompt, settings, controls, ort) {
+    const pm = prompt.meta;
+    const index = new Map(pm.vocabulary.map(function (word, i) { return [word, i]; }));
+    const label = element("label", { class: "gdl-live-prompt" }, "prompt ");
+    const input = element("input", { type: "text", value: settings.prompts[0],
+                                      spellcheck: "false", "aria-label": "the prompt" });
+    const choices = element("select", { "aria-label": "example prompts" });
+    settings.prompts.forEach(function (text) { choices.appendChild(element("option", {}, text)); });
+    label.append(input, " ", choices);
+    const wLabel = element("label", {}, "guidance w ");
+    const wSlider = element("input", { type: "range", min: "0", max: "8", step: "0.5",
+                                       value: String(settings.guidance) });
+    const wShown = element("output", {}, String(settings.guidance));
+    wLabel.append(wSlider, " ", wShown);
+    const words = element("details", { class: "gdl-live-words" });
+    words.append(element("summary", {}, "the words it knows"),
+                 element("p", {}, pm.vocabulary.filter(function (_, i) {
+                   return i !== pm.pad_id && i !== pm.start_id && i !== pm.end_id;
+                 }).join(" \u00b7 ")));
+    controls.append(label, wLabel);
+
+    function wordsOf(text) {
+      return text.toLowerCase().replace(/,/g, " , ").split(/\s+/).filter(Boolean);
+    }
+    function encode(text) {                 // (max_len,) int32 ids, or the reason it cannot be
+      const list = wordsOf(text);
+      const unknown = list.filter(function (w) { return !index.has(w); });
+      if (unknown.length) {
+        return { error: `\u201c${unknown[0]}\u201d is not a word of the captions this model ` +
+                        "was trained on (see the words it knows, below the pictures)." };
+      }
+      if (list.length + 2 > pm.max_len) {
+        return { error: "That prompt is longer than any caption the model was trained on." };
+      }
+      const ids = new Int32Array(pm.max_len);
+      ids[0] = pm.start_id;
+      list.forEach(function (w, i) { ids[i + 1] = index.get(w); });
+      ids[list.length + 1] = pm.end_id;
+      return { ids: ids };
+    }
+    const cache = new Map();
+    let queue = Promise.resolve();
+    function condition(text) {              // the prior's guess at the image embedding, (D,)
+      const key = wordsOf(text).join(" ");
+      if (!cache.has(key)) {
+        const coded = encode(text);
+        if (coded.error) return Promise.reject(new Error(coded.error));
+        const feeds = { [pm.input]: new ort.Tensor("int32", coded.ids, [1, pm.max_len]) };
+        const result = queue.then(function () { return prompt.session.run(feeds); });
+        queue = result.catch(function () {});
+        cache.set(key, result.then(function (out) {
+          return Float32Array.from(out[prompt.session.outputNames[0]].data);
+        }));
+      }
+      return cache.get(key);
+    }
+    return {
+      read: function () {
+        const text = input.value.trim();
+        const coded = encode(text);
+        return { text: text, guidance: parseFloat(wSlider.value), error: coded.error };
+      },
+      condition: condition,
+      words: words,       // the vocabulary, for the page to show under the pictures
+      onChange: function (render) {
+        choices.addEventListener("change", function () { input.value = choices.value; render(); });
+        input.addEventListener("change", render);          // Enter, or leaving the box
+        wSlider.addEventListener("input", function () {
+          wShown.textContent = wSlider.value;
+          render();
+        });
+      },
+    };
   }
 
   // ------------------------------------------------------------------ text (a GPT)

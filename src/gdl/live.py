@@ -342,6 +342,114 @@ def _text_description(record: dict, part) -> dict:
             "exclude_ids": [int(i) for i in exclude], "input": "tokens"}
 
 
+# --------------------------------------------------------------------------- text to image (ch13)
+# DALL-E 2 in chapter 13's small form: CLIP's text tower and the regression prior map a caption to
+# the condition (a guessed CLIP image embedding); the guided U-Net paints a face from it. The page
+# runs the first once per prompt ("prompt-encoder") and the second twice per DDIM step, with and
+# without the condition, for classifier-free guidance ("guided-ddim").
+PROMPT_MODEL = "unclip_prompt"     # the prompt encoder a "guided-ddim" page loads with its U-Net
+_PROMPTS = ["a smiling woman with blond hair", "a man", "a photo of a young woman with bangs",
+            "a man with a beard , eyeglasses and gray hair"]
+
+
+def _clip_with(sha256: str):
+    """The published CLIP whose weights have this SHA-256 (cpu or smoke), built and loaded."""
+    import gdl.weights
+    from gdl.models import multimodal as mm
+
+    for name in ("clip_faces", "clip_faces.smoke"):
+        try:
+            record = gdl.weights.record(name)
+        except DataError:
+            continue
+        if record["sha256"] == sha256:
+            s = record["settings"]
+            clip = mm.CLIP(mm.build_image_encoder(**s["image"]), mm.TextEncoder(**s["text"]))
+            clip([np.zeros((1, 32, 32, 3), "float32"), np.ones((1, 4), "int32")])
+            gdl.weights.load(name, clip)
+            return clip
+    raise LiveError(f"the prior was trained on CLIP weights {sha256[:12]}..., which the weights "
+                    "store does not have: publish the prior again (python scripts/pretrain.py "
+                    "unclip_prior) after clip_faces")
+
+
+def _prompt_encoder(settings: dict):
+    """The prior, and the page's part: caption ids (N, T) -> condition (N, D), i.e.
+    prior(CLIP text embedding), with the text tower of the CLIP the prior was trained on."""
+    import keras
+
+    from gdl.models import multimodal as mm
+
+    class PromptToCondition(keras.Model):
+        def __init__(self, text_encoder, prior, **kwargs):
+            super().__init__(**kwargs)
+            self.text_encoder, self.prior = text_encoder, prior
+
+        def call(self, tokens):
+            return self.prior(mm.normalize(self.text_encoder(tokens)))     # (N, D)
+
+    prior = keras.Sequential([keras.Input((settings["embed_dim"],)),
+                              keras.layers.Dense(settings["width"], activation="gelu"),
+                              keras.layers.Dense(settings["width"], activation="gelu"),
+                              keras.layers.Dense(settings["embed_dim"]),
+                              keras.layers.UnitNormalization()], name="prior")
+    clip = _clip_with(settings["clip_sha256"])
+    return prior, PromptToCondition(clip.text_encoder, prior, name="prompt_to_condition")
+
+
+def _prompt_probe(settings: dict, rng: np.random.Generator) -> np.ndarray:
+    from gdl.data.captions import CaptionTokenizer
+
+    return CaptionTokenizer(settings["max_len"]).encode(_PROMPTS)      # (4, T) padded ids
+
+
+def _prompt_signature(settings: dict) -> list:
+    import keras
+
+    return [keras.InputSpec(shape=(None, None), dtype="int32", name="tokens")]
+
+
+def _prompt_description(record: dict, part) -> dict:
+    """What the page needs to write a caption's ids as CaptionTokenizer.encode does."""
+    from gdl.data.captions import CaptionTokenizer
+
+    tok = CaptionTokenizer(record["settings"]["max_len"])
+    if part.text_encoder.max_len != tok.max_len:
+        raise LiveError(f"the prior's record says captions of {tok.max_len} ids, its CLIP's text "
+                        f"tower reads {part.text_encoder.max_len}")
+    return {"output_shape": [record["settings"]["embed_dim"]], "vocabulary": tok.words,
+            "max_len": tok.max_len, "pad_id": tok.pad_id, "start_id": tok.start_id,
+            "end_id": tok.end_id, "clip_sha256": record["settings"]["clip_sha256"],
+            "input": "tokens"}
+
+
+def _unclip(settings: dict):
+    from gdl.models import multimodal as mm
+
+    model = mm.GuidedDiffusion(mm.build_conditional_unet(**settings["network"]), settings["mean"],
+                               settings["std"], drop_rate=settings["drop_rate"])
+    return model, model.ema_network       # generate() samples with the EMA weights
+
+
+def _unclip_probe(settings: dict, rng: np.random.Generator) -> list[np.ndarray]:
+    """Noise images at four noise levels, two with a condition and two with the null one."""
+    noise, variance = _diffusion_probe({**settings, "schedule": "offset cosine"}, rng)
+    d = settings["network"]["condition_dims"]
+    condition = rng.normal(size=(4, d)).astype("float32")
+    condition[2:] = 0.0
+    return [noise, variance, condition]
+
+
+def _unclip_description(record: dict, network) -> dict:
+    """The DDIM sampler's fields, and what guidance needs: the condition's size, the prompt
+    encoder, and the CLIP both must come from."""
+    settings = record["settings"]
+    own = _diffusion_description({"settings": {**settings, "schedule": "offset cosine"}},
+                                 network)
+    return {**own, "condition_dims": settings["network"]["condition_dims"],
+            "prompt_model": PROMPT_MODEL, "clip_sha256": settings["clip_sha256"]}
+
+
 LIVE_MODELS: dict[str, LiveModel] = {
     "dcgan_bricks": LiveModel("dcgan_bricks", _dcgan,
                               lambda s: s["generator"]["latent_dim"], (-1.0, 1.0),
@@ -362,13 +470,23 @@ LIVE_MODELS: dict[str, LiveModel] = {
                           "GPT, wine reviews (chapter 9)", kind="text", probe=_text_probe,
                           describe=_text_description, more_probes=_text_more_probes,
                           signature=_text_signature),
+    PROMPT_MODEL: LiveModel("unclip_prior", _prompt_encoder, lambda s: s["max_len"], (-1.0, 1.0),
+                            "CLIP text encoder and prior, CelebA captions (chapter 13)",
+                            kind="prompt-encoder", probe=_prompt_probe,
+                            describe=_prompt_description, signature=_prompt_signature),
+    "unclip_faces": LiveModel("unclip_faces", _unclip,
+                              lambda s: 3 * s["network"]["image_size"] ** 2, (0.0, 1.0),
+                              "guided diffusion decoder, CelebA faces (chapter 13)",
+                              kind="guided-ddim", probe=_unclip_probe,
+                              describe=_unclip_description),
 }
 
 
 _VIEW_SETTINGS = re.compile(r'class="gdl-live" data-settings="([^"]*)"')
 _WIDGETS = {"latent-grid": "gdl.viz.live.live_generator",
             "latent-plane": "gdl.viz.live_plane.live_plane",
-            "ddim": "gdl.viz.live.live_diffusion", "text": "gdl.viz.live.live_writer"}
+            "ddim": "gdl.viz.live.live_diffusion", "text": "gdl.viz.live.live_writer",
+            "guided-ddim": "gdl.viz.live_prompt.live_text_to_image"}
 
 
 def check_views(page_html: str) -> list[str]:
@@ -383,8 +501,10 @@ def check_views(page_html: str) -> list[str]:
                             f"(known: {', '.join(sorted(LIVE_MODELS))})")
         elif kind and LIVE_MODELS[name].kind != kind:
             have = LIVE_MODELS[name].kind
+            how = (f"show it with {_WIDGETS[have]}" if have in _WIDGETS
+                   else "no view shows it alone (a view of another model loads it)")
             problems.append(f"live view of {name!r} asks for kind {kind!r}, but it is a {have!r} "
-                            f"model: show it with {_WIDGETS[have]}")
+                            f"model: {how}")
     return problems
 
 
