@@ -620,3 +620,67 @@ def test_text_to_image_widget_paints_as_keras_does(t2i_page, browser):
     assert got.std() > 1e-2
     assert not errors, errors
     assert not outside, outside
+
+
+# --------------------------------------------------------------------------- attribute edits (ch03)
+FACE_VAE_SMOKE = "vae_faces.smoke"      # committed, tiny: chapter 3's face VAE after 4 steps
+
+
+def test_live_attributes_settings():
+    from gdl.viz.live_edit import live_attributes
+
+    images, z = np.zeros((6, 32, 32, 3)), np.zeros((6, 200))
+    with pytest.raises(ValueError, match=r"latents must be \(6, D\)"):
+        live_attributes("vae_faces", images, z[:4], {"Smiling": np.ones(200)})
+    with pytest.raises(ValueError, match="direction 'Smiling' has shape"):
+        live_attributes("vae_faces", images, z, {"Smiling": np.ones(100)})
+    with pytest.raises(ValueError, match="from below 0 to above 0"):
+        live_attributes("vae_faces", images, z, {"Smiling": np.ones(200)}, strengths=(0, 3))
+    html = live_attributes("vae_faces", images, z, {"Smiling": np.ones(200)}).data
+    assert "&quot;named_directions&quot;" in html and not gdl.live.check_views(html)
+
+
+@pytest.fixture(scope="module")
+def edit_page(tmp_path_factory):
+    """A page with chapter 3's attribute sliders on the smoke face VAE: four codes, two
+    directions."""
+    from gdl.viz.live_edit import live_attributes
+
+    rng = np.random.default_rng(3)
+    codes = rng.normal(size=(4, 200)).astype("float32")
+    directions = {"Smiling": rng.normal(size=200), "Blond_Hair": rng.normal(size=200)}
+    widget = live_attributes("vae_faces", np.zeros((4, 32, 32, 3)), codes, directions,
+                             ncols=4, given="held-out faces", caption="test")
+    site = tmp_path_factory.mktemp("site")
+    return site, make_site(site, "vae_faces", FACE_VAE_SMOKE, widget)
+
+
+def test_attribute_sliders_edit_the_given_faces(edit_page, browser):
+    site, meta = edit_page
+    with serve(site) as url:
+        context, tab, outside, errors = open_page(browser, url)
+        assert "4 held-out faces in" in tab.locator(".gdl-live-status").inner_text()
+        labels = tab.locator(".gdl-live-controls label").all_inner_texts()
+        assert [t.split()[0] for t in labels] == ["Smiling", "Blond_Hair"]
+        pixels = "() => window.gdlLive.widgets['vae_faces'].canvas.toDataURL()"
+        start = tab.evaluate(pixels)
+        tab.locator(".gdl-live-controls input[type=range]").first.fill("2")
+        tab.wait_for_function(f"() => ({pixels})() !== {json.dumps(start)}", timeout=10_000)
+        assert tab.locator(".gdl-live-controls output").first.inner_text() == "+2.0"
+        edited = tab.evaluate(pixels)
+        tab.get_by_role("button", name="new samples").click()
+        tab.wait_for_function(f"() => ({pixels})() !== {json.dumps(edited)}", timeout=10_000)
+        assert "4 samples in" in tab.locator(".gdl-live-status").inner_text()
+        tab.get_by_role("button", name="held-out faces").click()     # the same codes again
+        tab.wait_for_function(f"() => ({pixels})() === {json.dumps(edited)}", timeout=10_000)
+        z = np.random.default_rng(4).normal(size=(2, 200)).astype("float32")
+        got = tab.evaluate("async z => Array.from(await window.gdlLive.widgets['vae_faces']"
+                           ".run(new Float32Array(z), 2))", z.ravel().tolist())
+        context.close()
+    record = gdl.weights.record(FACE_VAE_SMOKE)
+    model, decoder = gdl.live.LIVE_MODELS["vae_faces"].build(record["settings"])
+    gdl.weights.load(FACE_VAE_SMOKE, model, record["settings"])
+    np.testing.assert_allclose(np.array(got).reshape(2, 32, 32, 3), np.asarray(decoder(z)),
+                               atol=1e-4)
+    assert not errors, errors
+    assert not outside, outside

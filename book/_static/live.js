@@ -198,15 +198,20 @@
     const scale = settings.scale;
 
     const rand = uniform(settings.seed + 1);
-    let z = normals(rand, n * size);
-    // Fixed random unit directions in latent space, one per slider.
-    const dirs = [];
+    // The codes to start from: given ones (gdl.viz.live_edit: e.g. held-out faces' posterior
+    // means), or draws from N(0, I).
+    const given = settings.latents ? Float32Array.from(settings.latents.flat()) : null;
+    let z = given ? given.slice() : normals(rand, n * size);
+    // One slider per direction: named vectors (attribute vectors, moved by a multiple in
+    // settings.strengths) or fixed random unit directions.
+    const named = settings.named_directions || [];
+    const dirs = named.map(function (d) { return Float32Array.from(d.vector); });
     for (let k = 0; k < settings.directions; k++) {
       const d = normals(rand, size);
       const norm = Math.hypot.apply(null, d);
       dirs.push(d.map(function (v) { return v / norm; }));
     }
-    const amounts = new Float32Array(settings.directions);
+    const amounts = new Float32Array(dirs.length);
     // A generator conditioned on one yes/no attribute (meta.label): its one-hot label
     // [no, yes] becomes [1 - a, a], a slider between the two classes.
     let attribute = settings.label ?? 1;
@@ -219,10 +224,23 @@
     const controls = element("div", { class: "gdl-live-controls" });
     const again = element("button", { type: "button" }, "new samples");
     controls.appendChild(again);
+    const back = given ? element("button", { type: "button" }, settings.given) : null;
+    if (back) controls.appendChild(back);
+    const [lo, hi] = settings.strengths || [-4, 4];
     const sliders = dirs.map(function (_, k) {
-      const label = element("label", {}, `direction ${k + 1} `);
-      const input = element("input", { type: "range", min: "-4", max: "4", step: "0.1", value: "0" });
+      const isNamed = k < named.length;
+      const label = element("label", {}, isNamed ? `${named[k].name} ` : `direction ${k + 1} `);
+      const input = element("input", { type: "range", min: String(isNamed ? lo : -4),
+                                        max: String(isNamed ? hi : 4), step: "0.1", value: "0" });
       label.appendChild(input);
+      if (isNamed) {
+        const shown = element("output", {}, "+0.0");
+        input.addEventListener("input", function () {
+          const v = parseFloat(input.value);
+          shown.textContent = (v < 0 ? "" : "+") + v.toFixed(1);
+        });
+        label.append(" ", shown);
+      }
       controls.appendChild(label);
       return input;
     });
@@ -288,7 +306,9 @@
         const pixels = await run(moved, n);
         const ms = performance.now() - t0;
         draw(pixels);
-        status.textContent = `${meta.what}: ${mb} MB, ${n} samples in ${ms.toFixed(0)} ms ` +
+        const what = given && z.every(function (v, j) { return v === given[j]; })
+          ? settings.given : "samples";
+        status.textContent = `${meta.what}: ${mb} MB, ${n} ${what} in ${ms.toFixed(0)} ms ` +
           "in this browser (ONNX Runtime Web, one thread). Trained for " +
           `${meta.steps.toLocaleString("en")} steps.`;
       } while (again_after);
@@ -300,6 +320,7 @@
       z = normals(rand, n * size);
       render();
     });
+    if (back) back.addEventListener("click", function () { z = given.slice(); render(); });
     sliders.forEach(function (input, k) {
       input.addEventListener("input", function () { amounts[k] = parseFloat(input.value); render(); });
     });

@@ -459,6 +459,8 @@ LIVE_MODELS: dict[str, LiveModel] = {
     "cgan_blond": LiveModel("cgan_blond", _wgan, lambda s: s["generator"]["latent_dim"],
                             (-1.0, 1.0), "conditional WGAN-GP generator, CelebA faces "
                             "(chapter 4)", probe=_label_probe, describe=_label_description),
+    "vae_faces": LiveModel("vae_faces", _vae, lambda s: s["decoder"]["latent_dim"], (0.0, 1.0),
+                           "VAE decoder, CelebA faces (chapter 3)"),
     "vae_fashion": LiveModel("vae_fashion", _vae, lambda s: s["decoder"]["latent_dim"],
                              (0.0, 1.0), "VAE decoder, Fashion-MNIST (chapter 3)",
                              kind="latent-plane"),
@@ -483,7 +485,7 @@ LIVE_MODELS: dict[str, LiveModel] = {
 
 
 _VIEW_SETTINGS = re.compile(r'class="gdl-live" data-settings="([^"]*)"')
-_WIDGETS = {"latent-grid": "gdl.viz.live.live_generator",
+_WIDGETS = {"latent-grid": "gdl.viz.live.live_generator (or gdl.viz.live_edit.live_attributes)",
             "latent-plane": "gdl.viz.live_plane.live_plane",
             "ddim": "gdl.viz.live.live_diffusion", "text": "gdl.viz.live.live_writer",
             "guided-ddim": "gdl.viz.live_prompt.live_text_to_image"}
