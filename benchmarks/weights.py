@@ -31,6 +31,9 @@ YARDSTICKS = {
                           "classifier; lower is better)", "fd_steps_a", "long_fd", "fd_floor"),
     "vae_fashion": ("ch03", "test-set negative ELBO, nats per image (floor: a perfect "
                     "reconstruction's cross-entropy)", "vae_nelbo", "long_nelbo", "floor_fashion"),
+    "vae_faces": ("ch03", "held-out faces' negative ELBO, nats per face (floor: a perfect "
+                  "reconstruction's cross-entropy)", "face_nelbo", "long_face_nelbo",
+                  "floor_faces"),
     "wgan_faces": ("ch04", "face distance (Fréchet, face classifier; lower is better)",
                    "w_distance", "long_w_distance", "face_floor"),
     "cgan_blond": ("ch04", "face distance of the conditional samples, both labels (as above)",
