@@ -48,6 +48,29 @@ def test_export_onnx_matches_keras(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["g.onnx"]   # no temporary file left
 
 
+def test_halved_weights_change_no_output(tmp_path):
+    """Weights that float16 holds exactly are stored as float16 and cast back: half the bytes,
+    the same numbers; a weight float16 cannot hold stays float32."""
+    import onnx
+    import onnxruntime as ort
+
+    model = _tiny_generator()
+    dense, conv = model.layers[0], model.layers[2]
+    dense.kernel.assign(np.asarray(dense.kernel).astype("float16").astype("float32"))
+    conv.kernel.assign(np.asarray(conv.kernel) + 1e-4)      # not float16 numbers
+    z = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")
+    gdl.live.export_onnx(model, tmp_path / "half.onnx", z)         # (also calls the model)
+    model.export(str(tmp_path / "full.onnx"), format="onnx", verbose=False)
+    halved = onnx.load(str(tmp_path / "half.onnx")).graph.initializer
+    kinds = {i.name: i.data_type for i in halved}
+    assert sum(t == onnx.TensorProto.FLOAT16 for t in kinds.values()) == 1      # the dense kernel
+    assert (tmp_path / "half.onnx").stat().st_size < (tmp_path / "full.onnx").stat().st_size
+    z2 = np.random.default_rng(3).normal(size=(5, 8)).astype("float32")
+    run = {name: ort.InferenceSession(str(tmp_path / name)) for name in ("full.onnx", "half.onnx")}
+    outs = [r.run(None, {r.get_inputs()[0].name: z2})[0] for r in run.values()]
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 def test_export_onnx_rejects_a_mismatch_and_leaves_nothing(tmp_path):
     model = _tiny_generator()
     z = np.random.default_rng(1).normal(size=(3, 8)).astype("float32")

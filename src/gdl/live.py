@@ -3,9 +3,9 @@ reader's browser by ONNX Runtime Web (issue 20; DESIGN §4).
 
 Three parts, used by the book's build (``book/_ext/gdl_book.py``) and by the chapters:
 
-- `export_onnx` writes a Keras model's ONNX file atomically and checks it against Keras with
-  ONNX Runtime on fixed inputs (the largest absolute difference is returned, and is an error
-  above a tolerance);
+- `export_onnx` writes a Keras model's ONNX file atomically, its weights in float16 where that
+  changes nothing (`halve_weights`), and checks it against Keras with ONNX Runtime on fixed
+  inputs (the largest absolute difference is returned, and is an error above a tolerance);
 - `LIVE_MODELS` names the generating part of each published model that a page runs live, and
   `export_live` exports it, from the published weights, with a small JSON description the
   page's script reads (input size, value range, file size, the parity measured, and what the
@@ -98,6 +98,42 @@ def _register_erfc() -> None:
     _ERFC_REGISTERED = True
 
 
+def halve_weights(path: str | os.PathLike, min_size: int = 256) -> int:
+    """Store the float32 weights of the ONNX file at `path` that float16 holds exactly as float16,
+    each followed by a Cast back to float32; return how many were halved.
+
+    The computation stays in float32, so the outputs do not change at all. The weights store
+    keeps weights in float16 where that does not change samples (`gdl.weights.save`), so most
+    of a published model's weights are such numbers, and its file shrinks by about half.
+    Tensors under `min_size` values are left as they are (the Cast would cost more than it saves).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inputs = {i.name for i in graph.input}
+    kept, casts = [], []
+    for init in graph.initializer:
+        values = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        if (values is None or values.size < min_size or init.name in inputs
+                or not np.array_equal(values.astype(np.float16).astype(np.float32), values)):
+            kept.append(init)
+            continue
+        half = f"{init.name}__float16"
+        kept.append(numpy_helper.from_array(values.astype(np.float16), half))
+        casts.append(helper.make_node("Cast", [half], [init.name], to=TensorProto.FLOAT,
+                                      name=f"{init.name}__to_float32"))
+    if casts:
+        del graph.initializer[:]
+        graph.initializer.extend(kept)
+        nodes = casts + list(graph.node)          # the casts first: a topological order
+        del graph.node[:]
+        graph.node.extend(nodes)
+        onnx.save(model, str(path))
+    return len(casts)
+
+
 def export_onnx(model, path: str | os.PathLike, inputs,
                 tolerance: float = TOLERANCE, *, also=(), input_signature=None) -> float:
     """Export `model` to ONNX at `path`; return max |ONNX - Keras| on `inputs` (and `also`).
@@ -124,6 +160,7 @@ def export_onnx(model, path: str | os.PathLike, inputs,
         with warnings.catch_warnings():   # tf2onnx probes a NumPy alias NumPy has deprecated
             warnings.simplefilter("ignore", FutureWarning)
             model.export(tmp, format="onnx", verbose=False, input_signature=input_signature)
+        halve_weights(tmp)            # checked with the rest below: it must change nothing
         session = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         diff = 0.0
