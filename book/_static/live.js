@@ -227,6 +227,7 @@
     const back = given ? element("button", { type: "button" }, settings.given) : null;
     if (back) controls.appendChild(back);
     const [lo, hi] = settings.strengths || [-4, 4];
+    if (named.length) controls.appendChild(element("span", { class: "gdl-live-break" }));
     const sliders = dirs.map(function (_, k) {
       const isNamed = k < named.length;
       const label = element("label", {}, isNamed ? `${named[k].name} ` : `direction ${k + 1} `);
@@ -613,8 +614,10 @@
         const asked = prompting.read();
         if (asked.error) {                 // words the model does not know: say so, draw nothing
           status.textContent = asked.error;
+          canvas.style.opacity = "0.3";    // the faces shown are not for this prompt
           return;
         }
+        canvas.style.opacity = "";
         const one = await prompting.condition(asked.text);          // (D,) the prior's guess
         const condition = new Float32Array(n * one.length);
         for (let i = 0; i < n; i++) condition.set(one, i * one.length);
@@ -634,8 +637,8 @@
       }, guide);
       if (pixels) {
         drawGrid(pixels);
-        const calls = guided ? "one U-Net call on the batch twice over, with and without the " +
-          "prompt, each" : "one U-Net call each";
+        const calls = guided ? "each runs the U-Net on the batch with and without the prompt"
+          : "one U-Net call each";
         const size = guided ? `${mb} MB + ${(meta.prompt.meta.onnx_bytes / 1e6).toFixed(1)} MB ` +
           "(the text encoder and prior)" : `${mb} MB`;
         status.textContent = `${meta.what}: ${size}, ${n} ${what} in ${steps} DDIM ` +
@@ -697,14 +700,16 @@
     words.append(element("summary", {}, "the words it knows"),
                  element("p", {}, pm.vocabulary.filter(function (_, i) {
                    return i !== pm.pad_id && i !== pm.start_id && i !== pm.end_id;
-                 }).join(" \u00b7 ")));
+                 }).map(function (w) { return w === "," ? "(comma)" : w; }).join(" \u00b7 ")));
     controls.append(label, wLabel);
 
-    function wordsOf(text) {
-      return text.toLowerCase().replace(/,/g, " , ").split(/\s+/).filter(Boolean);
+    function wordsOf(text) {      // sentence marks dropped, commas split off (they are words)
+      return text.toLowerCase().replace(/[.!?;:"\u201c\u201d]/g, " ").replace(/,/g, " , ")
+        .split(/\s+/).filter(Boolean);
     }
     function encode(text) {                 // (max_len,) int32 ids, or the reason it cannot be
       const list = wordsOf(text);
+      if (!list.length) return { error: "Type a prompt (or pick one), then press Enter." };
       const unknown = list.filter(function (w) { return !index.has(w); });
       if (unknown.length) {
         return { error: `\u201c${unknown[0]}\u201d is not a word of the captions this model ` +
