@@ -34,6 +34,9 @@ YARDSTICKS = {
     "vae_faces": ("ch03", "held-out faces' negative ELBO, nats per face (floor: a perfect "
                   "reconstruction's cross-entropy)", "face_nelbo", "long_face_nelbo",
                   "floor_faces"),
+    "pixelcnn_levels": ("ch05", "Fréchet distance, 4-level samples, in the chapter's "
+                        "classifier features (lower is better)", "fd_pixel_page",
+                        "fd_pixel_long", "fd_floor4"),
     "wgan_faces": ("ch04", "face distance (Fréchet, face classifier; lower is better)",
                    "w_distance", "long_w_distance", "face_floor"),
     "cgan_blond": ("ch04", "face distance of the conditional samples, both labels (as above)",
