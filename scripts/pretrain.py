@@ -728,25 +728,12 @@ def unclip_faces() -> Recipe:
                   gdl.pick(full=40_000, cpu=12_000, smoke=4))
 
 
-def _prior_settings(embed_dim: int) -> dict:
-    """Chapter 13 §13.3's prior: PRIOR_WIDTH, and the CLIP embedding size it maps to itself."""
-    return {"embed_dim": int(embed_dim), "width": 256}
-
-
-def build_prior(embed_dim: int, width: int) -> keras.Model:
-    """The regression prior: a CLIP text embedding -> a unit-length guess at the image's."""
-    return keras.Sequential([keras.Input((embed_dim,)),
-                             keras.layers.Dense(width, activation="gelu"),
-                             keras.layers.Dense(width, activation="gelu"),
-                             keras.layers.Dense(embed_dim),
-                             keras.layers.UnitNormalization()], name="prior")
-
-
 def unclip_prior() -> Recipe:
     """Chapter 13 §13.3: the regression prior (text embedding -> image embedding) of the published
     clip_faces, on the training faces' partial captions (CAPTION_VARIANTS, MENTION), cosine loss."""
     from gdl.data import captions
     from gdl.models import multimodal as mm
+    from gdl.models.prior import build_prior
 
     clip, clip_rec = _load_clip()
     faces, attrs, (train, test, _) = _captioned(32)
@@ -756,7 +743,7 @@ def unclip_prior() -> Recipe:
     text = np.stack([mm.embed_in_batches(clip.encode_text, v) for v in ids])       # (V, N, D)
     image = mm.embed_in_batches(clip.encode_images, faces[train])                  # (N, D)
     # the caption length is the text tower's: a page that runs both pads prompts to it
-    settings = {**_prior_settings(image.shape[1]), "max_len": tok.max_len,
+    settings = {"embed_dim": int(image.shape[1]), "width": 256, "max_len": tok.max_len,
                 "clip_sha256": clip_rec["sha256"]}
     batch, lr = gdl.pick(full=256, cpu=256, smoke=16), 1e-3
     keras.utils.set_random_seed(16)

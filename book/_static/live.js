@@ -618,10 +618,7 @@
           return;
         }
         canvas.style.opacity = "";
-        const one = await prompting.condition(asked.text);          // (D,) the prior's guess
-        const condition = new Float32Array(n * one.length);
-        for (let i = 0; i < n; i++) condition.set(one, i * one.length);
-        guide = { condition: condition, guidance: asked.guidance };
+        guide = await prompting.guide(asked.text, n, asked.guidance);
         what = `faces for \u201c${asked.text}\u201d at guidance w = ${asked.guidance}`;
         if (!current()) return;
       }
@@ -665,11 +662,8 @@
       // (guided: for `prompt` at guidance scale `guidance`)
       sample: async function (initial, count, sampleSteps, prompt, guidance) {
         if (!guided) return ddim(initial, count, sampleSteps);
-        const one = await prompting.condition(prompt);
-        const condition = new Float32Array(count * one.length);
-        for (let i = 0; i < count; i++) condition.set(one, i * one.length);
         return ddim(initial, count, sampleSteps, null,
-                    { condition: condition, guidance: guidance });
+                    await prompting.guide(prompt, count, guidance));
       },
       condition: guided ? function (prompt) {
         return prompting.condition(prompt).then(function (v) { return Array.from(v); });
@@ -747,6 +741,13 @@
         return { text: text, guidance: parseFloat(wSlider.value), error: coded.error };
       },
       condition: condition,
+      // what ddim() needs to guide `count` samples towards `text` at scale `guidance`
+      guide: async function (text, count, guidance) {
+        const one = await condition(text);                    // (D,) the prior's guess
+        const all = new Float32Array(count * one.length);
+        for (let i = 0; i < count; i++) all.set(one, i * one.length);
+        return { condition: all, guidance: guidance };
+      },
       words: words,       // the vocabulary, for the page to show under the pictures
       onChange: function (render) {
         choices.addEventListener("change", function () { input.value = choices.value; render(); });

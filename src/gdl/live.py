@@ -270,12 +270,17 @@ def _image_shape(settings: dict) -> list[int]:
     return [net["image_size"], net["image_size"], channels]
 
 
+def _schedule(settings: dict) -> str:
+    # a record without one (chapter 13's decoder) was trained with DiffusionModel's default
+    return settings.get("schedule", "offset cosine")
+
+
 def _diffusion_probe(settings: dict, rng: np.random.Generator) -> list[np.ndarray]:
     """Noise images at noise variances from the whole schedule (t = 1, 2/3, 1/3, 0)."""
     from gdl.models.diffusion import SCHEDULES
 
     t = np.linspace(1.0, 0.0, 4, dtype="float32").reshape(-1, 1, 1, 1)
-    _, noise_rate = SCHEDULES[settings["schedule"]](t)
+    _, noise_rate = SCHEDULES[_schedule(settings)](t)
     noise = rng.normal(size=(4, *_image_shape(settings))).astype("float32")
     return [noise, np.asarray(noise_rate, "float32") ** 2]
 
@@ -287,9 +292,9 @@ def _diffusion_description(record: dict, network) -> dict:
     from gdl.models.diffusion import offset_cosine_schedule
 
     settings = record["settings"]
-    if settings["schedule"] != "offset cosine":
+    if _schedule(settings) != "offset cosine":
         raise LiveError(f"live.js samples with the offset cosine schedule only, not "
-                        f"{settings['schedule']!r}")
+                        f"{_schedule(settings)!r}")
     defaults = inspect.signature(offset_cosine_schedule).parameters
     return {"image_shape": _image_shape(settings),
             "schedule": {"name": "offset cosine", "max_signal": defaults["max_signal"].default,
@@ -416,6 +421,7 @@ def _prompt_encoder(settings: dict):
     import keras
 
     from gdl.models import multimodal as mm
+    from gdl.models.prior import build_prior
 
     class PromptToCondition(keras.Model):
         def __init__(self, text_encoder, prior, **kwargs):
@@ -425,11 +431,7 @@ def _prompt_encoder(settings: dict):
         def call(self, tokens):
             return self.prior(mm.normalize(self.text_encoder(tokens)))     # (N, D)
 
-    prior = keras.Sequential([keras.Input((settings["embed_dim"],)),
-                              keras.layers.Dense(settings["width"], activation="gelu"),
-                              keras.layers.Dense(settings["width"], activation="gelu"),
-                              keras.layers.Dense(settings["embed_dim"]),
-                              keras.layers.UnitNormalization()], name="prior")
+    prior = build_prior(settings["embed_dim"], settings["width"])
     clip = _clip_with(settings["clip_sha256"])
     return prior, PromptToCondition(clip.text_encoder, prior, name="prompt_to_condition")
 
@@ -470,7 +472,7 @@ def _unclip(settings: dict):
 
 def _unclip_probe(settings: dict, rng: np.random.Generator) -> list[np.ndarray]:
     """Noise images at four noise levels, two with a condition and two with the null one."""
-    noise, variance = _diffusion_probe({**settings, "schedule": "offset cosine"}, rng)
+    noise, variance = _diffusion_probe(settings, rng)
     d = settings["network"]["condition_dims"]
     condition = rng.normal(size=(4, d)).astype("float32")
     condition[2:] = 0.0
@@ -481,8 +483,7 @@ def _unclip_description(record: dict, network) -> dict:
     """The DDIM sampler's fields, and what guidance needs: the condition's size, the prompt
     encoder, and the CLIP both must come from."""
     settings = record["settings"]
-    own = _diffusion_description({"settings": {**settings, "schedule": "offset cosine"}},
-                                 network)
+    own = _diffusion_description(record, network)
     return {**own, "condition_dims": settings["network"]["condition_dims"],
             "prompt_model": PROMPT_MODEL, "clip_sha256": settings["clip_sha256"]}
 
