@@ -294,13 +294,24 @@ def cached_glue(stem: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- .ipynb twins
-def colab_cell_source() -> str:
+def kaggle_folders(path: Path) -> list[str]:
+    """The Kaggle dataset folders a chapter's code reads (the gdl loaders it calls)."""
+    from gdl.data.kaggle import LOADERS, folders_for
+
+    code = _code_cells(read_notebook(path))
+    return folders_for(name for name in LOADERS if re.search(rf"\b{name}\(", code))
+
+
+def colab_cell_source(folders=()) -> str:
+    """The twin's first cell: in Colab, install gdl, and fetch the chapter's Kaggle `folders`."""
     url = config()["repository"]["url"].rstrip("/")
+    fetch = (f"\n    !python -m gdl.data.kaggle {' '.join(folders)}   # kagglehub, into GDL_DATA_DIR"
+             if folders else "")
     return (
         f"{COLAB_MARKER}: install this book's package (gdl) and what the chapters need.\n"
         "import sys\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "gdl[colab] @ git+{url}.git"'
+        f'    %pip install -q "gdl[colab] @ git+{url}.git"' + fetch
     )
 
 
@@ -354,7 +365,8 @@ def twin_text(path: Path) -> str:
     for c in nb.cells:
         if c.cell_type == "markdown" and "{literalinclude}" in c.source:
             c.source = _inline_includes(path, c.source)
-    cell = nbformat.v4.new_code_cell(colab_cell_source(), metadata={"tags": ["remove-cell"]})
+    cell = nbformat.v4.new_code_cell(colab_cell_source(kaggle_folders(path)),
+                                  metadata={"tags": ["remove-cell"]})
     nb.cells.insert(0, cell)
     for i, c in enumerate(nb.cells):  # stable ids, so the twin only changes when the chapter does
         c["id"] = f"cell-{i}"

@@ -35,6 +35,19 @@ def test_twin_opens_with_a_hidden_colab_install_cell():
         assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+def test_colab_cell_fetches_the_kaggle_datasets_a_chapter_reads():
+    fetched = {}
+    for chapter in book.chapters():
+        first = "".join(json.loads(chapter.with_suffix(".ipynb").read_text())["cells"][0]["source"])
+        line = [ln for ln in first.splitlines() if "gdl.data.kaggle" in ln]
+        fetched[chapter.name[:4]] = line[0].split("gdl.data.kaggle")[1].split("#")[0].split() if line else []
+        if line:   # inside the Colab branch, after the install
+            assert line[0].startswith("    !python -m gdl.data.kaggle ")
+    assert fetched["ch04"] == ["celeba-dataset", "lego-brick-images"]
+    assert fetched["ch09"] == ["wine-reviews"] and fetched["ch03"] == ["celeba-dataset"]
+    assert fetched["ch01"] == [] and fetched["ch08"] == []     # no Kaggle data (flowers: direct)
+
+
 def test_every_chapter_starts_with_a_run_info_cell():
     for chapter in book.chapters():
         nb = book.read_notebook(chapter)

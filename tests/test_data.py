@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -277,3 +278,79 @@ def test_paths_live_in_one_place(monkeypatch, tmp_path):
     assert gdl.data.data_dir() == tmp_path
     monkeypatch.delenv("GDL_DATA_DIR")
     assert gdl.data.data_dir() == gdl.paths.DEFAULT_DATA_DIR
+
+
+# --------------------------------------------------------------------------- Kaggle datasets via kagglehub
+def _fake_kagglehub(monkeypatch, folder: Path | None, calls: list):
+    """A stand-in for kagglehub whose dataset_download returns `folder` (None: it fails)."""
+    import types
+
+    def dataset_download(slug):
+        calls.append(slug)
+        if folder is None:
+            raise ConnectionError("no network")
+        return str(folder)
+
+    monkeypatch.setitem(sys.modules, "kagglehub", types.SimpleNamespace(dataset_download=dataset_download))
+
+
+def test_kaggle_fetch_links_kagglehubs_copy_where_the_loader_reads(empty_data_dir, tmp_path, monkeypatch):
+    from gdl.data import kaggle
+
+    copy = tmp_path / "kagglehub" / "wine"
+    copy.mkdir(parents=True)
+    (copy / "winemag-data-130k-v2.json").write_text("[]")
+    calls = []
+    _fake_kagglehub(monkeypatch, copy, calls)
+    target = kaggle.fetch("wine-reviews")
+    assert target == empty_data_dir / "wine-reviews" and target.is_symlink()
+    assert (target / "winemag-data-130k-v2.json").read_text() == "[]"
+    assert calls == ["zynicide/wine-reviews"]
+    assert kaggle.fetch("wine-reviews") == target and calls == ["zynicide/wine-reviews"]   # there already
+    assert not [p for p in empty_data_dir.iterdir() if p.name.startswith(".")]   # no temporary link left
+
+
+def test_kaggle_fetch_rejects_a_copy_in_another_layout_and_leaves_nothing(empty_data_dir, tmp_path,
+                                                                         monkeypatch):
+    from gdl.data import kaggle
+
+    copy = tmp_path / "kagglehub" / "celeba"
+    (copy / "other").mkdir(parents=True)
+    _fake_kagglehub(monkeypatch, copy, [])
+    with pytest.raises(DataError, match="list_attr_celeba.csv"):
+        kaggle.fetch("celeba-dataset")
+    assert not (empty_data_dir / "celeba-dataset").exists()
+
+
+def test_kaggle_fetch_errors_name_the_manual_way(empty_data_dir, monkeypatch):
+    from gdl.data import kaggle
+
+    calls = []
+    _fake_kagglehub(monkeypatch, None, calls)
+    with pytest.raises(DataError, match="KAGGLE_USERNAME.*\n?.*kaggle datasets download"):
+        kaggle.fetch("lego-brick-images")
+    monkeypatch.setenv("GDL_OFFLINE", "1")
+    with pytest.raises(DataError, match="downloads are off"):
+        kaggle.fetch("lego-brick-images")
+    assert calls == ["joosthazelzet/lego-brick-images"]   # offline: kagglehub is not asked
+    monkeypatch.delenv("GDL_OFFLINE")
+    monkeypatch.setitem(sys.modules, "kagglehub", None)   # not installed
+    with pytest.raises(DataError, match="pip install kagglehub"):
+        kaggle.fetch("lego-brick-images")
+    with pytest.raises(DataError, match="not one of the book's Kaggle datasets"):
+        kaggle.fetch("mnist")
+
+
+def test_kaggle_fetch_keeps_a_folder_it_did_not_make(empty_data_dir, tmp_path, monkeypatch):
+    from gdl.data import kaggle
+
+    mine = empty_data_dir / "wine-reviews"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "winemag-data-130k-v2.json").write_text("[]")
+    _fake_kagglehub(monkeypatch, copy, [])
+    with pytest.raises(DataError, match="not the expected layout"):
+        kaggle.fetch("wine-reviews")
+    assert (mine / "notes.txt").read_text() == "mine"
