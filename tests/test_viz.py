@@ -108,3 +108,25 @@ def test_timeline_links_every_entry_and_keeps_close_labels_apart():
     assert label_levels([entries[0], entries[4]], label_years=0.1) == [1, 1]   # far apart
     with pytest.raises(ValueError, match="lanes"):
         timeline(entries, lanes=["a"])
+
+
+def test_match_classes_orders_and_colours_traces_as_matplotlib_does():
+    import matplotlib as mpl
+    from matplotlib.colors import to_hex
+
+    from gdl.viz.palette import match_classes
+
+    names = ["zero", "one", "two"]
+    rng = np.random.default_rng(0)
+    labels = np.array([2, 0, 1] * 10)      # the explorer sorts its traces by name length
+    fig = gdl.viz.latent_explorer(rng.normal(size=(30, 2)), labels,
+                                  lambda p: np.zeros((len(p), 4, 4)), class_names=names, n_grid=3)
+    assert [t.name for t in fig.data] != names
+    match_classes(fig, names)
+    cycle = [to_hex(c["color"]) for c in mpl.rcParams["axes.prop_cycle"]]
+    assert [t.name for t in fig.data] == names
+    assert [t.marker.color for t in fig.data] == cycle[:3]
+    # each trace keeps its own points
+    assert len(fig.data[0].x) == int((labels == 0).sum())
+    with pytest.raises(ValueError, match="not among the classes"):
+        match_classes(fig, ["zero", "one"])
