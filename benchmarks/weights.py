@@ -37,6 +37,13 @@ YARDSTICKS = {
     "pixelcnn_levels": ("ch05", "Fréchet distance, 4-level samples, in the chapter's "
                         "classifier features (lower is better)", "fd_pixel_page",
                         "fd_pixel_long", "fd_floor4"),
+    "pixelcnn_mixture": ("ch05", "Fréchet distance, 256-level samples, in the chapter's "
+                         "classifier features (lower is better)", "fd_mixture",
+                         "fd_mixture_long", "fd_floor"),
+    "lstm_wine": ("ch05", "validation perplexity (lower is better)", "lm_page_ppl",
+                  "lm_long_ppl", None),
+    "ebm_digits": ("ch07", "Fréchet distance of buffer samples, digit classifier's features "
+                   "(lower is better)", "fd_buffer", "fd_long_buffer", "fd_real"),
     "wgan_faces": ("ch04", "face distance (Fréchet, face classifier; lower is better)",
                    "w_distance", "long_w_distance", "face_floor"),
     "cgan_blond": ("ch04", "face distance of the conditional samples, both labels (as above)",
