@@ -294,11 +294,11 @@ def cached_glue(stem: str) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- .ipynb twins
-def kaggle_folders(path: Path) -> list[str]:
-    """The Kaggle dataset folders a chapter's code reads (the gdl loaders it calls)."""
+def kaggle_folders(nb) -> list[str]:
+    """The Kaggle dataset folders a chapter notebook's code reads (the gdl loaders it calls)."""
     from gdl.data.kaggle import LOADERS, folders_for
 
-    code = _code_cells(read_notebook(path))
+    code = _code_cells(nb)
     return folders_for(name for name in LOADERS if re.search(rf"\b{name}\(", code))
 
 
@@ -365,7 +365,7 @@ def twin_text(path: Path) -> str:
     for c in nb.cells:
         if c.cell_type == "markdown" and "{literalinclude}" in c.source:
             c.source = _inline_includes(path, c.source)
-    cell = nbformat.v4.new_code_cell(colab_cell_source(kaggle_folders(path)),
+    cell = nbformat.v4.new_code_cell(colab_cell_source(kaggle_folders(nb)),
                                   metadata={"tags": ["remove-cell"]})
     nb.cells.insert(0, cell)
     for i, c in enumerate(nb.cells):  # stable ids, so the twin only changes when the chapter does

@@ -383,8 +383,18 @@ def _wine(vocab_size: int, length: int):
     return corpus, vectorize.get_vocabulary(), ids(corpus.train_texts), ids(corpus.val_texts)
 
 
-def _perplexity(nll_sum: float, count: float) -> dict:
-    return {"validation_nll": nll_sum / count, "validation_perplexity": float(np.exp(nll_sum / count))}
+def _perplexity(model, x_val: np.ndarray, y_val: np.ndarray, first: int = 0) -> dict:
+    """Validation NLL and perplexity over the real (non-padding) target words from position
+    `first` on, as chapters 5 (first=0) and 9 (first=1: the word after <start> is not scored)."""
+    total = count = 0.0
+    for i in range(0, len(x_val), 256):
+        xb, yb = x_val[i:i + 256], y_val[i:i + 256]
+        nll = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
+            yb, model(xb), from_logits=True))[:, first:]
+        real = yb[:, first:] > 0
+        total += float(nll[real].sum())
+        count += float(real.sum())
+    return {"validation_nll": total / count, "validation_perplexity": float(np.exp(total / count))}
 
 
 def lstm_wine() -> Recipe:
@@ -409,22 +419,11 @@ def lstm_wine() -> Recipe:
     model.compile(optimizer=keras.optimizers.Adam(schedule),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0))
 
-    def evaluate(model) -> dict:
-        """Validation perplexity over the real target words, as chapter 5 computes it."""
-        total = count = 0.0
-        for i in range(0, len(x_val), 256):
-            xb, yb = x_val[i:i + 256], y_val[i:i + 256]
-            nll = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
-                yb, model(xb), from_logits=True))
-            total += float(nll[yb > 0].sum())
-            count += float((yb > 0).sum())
-        return _perplexity(total, count)
-
     return Recipe("autoregressive", settings,
                   dict(batch_size=64, optimizer="Adam", learning_rate="cosine 1e-3 -> 1e-4",
                        decay_steps=steps, training_reviews=len(x)),
                   model, lambda seed: batches(x, y, batch_size=64, seed=seed), 64, "reviews",
-                  steps, evaluate)
+                  steps, lambda model: _perplexity(model, x_val, y_val))
 
 
 def gpt_wine() -> Recipe:
@@ -458,23 +457,12 @@ def gpt_wine() -> Recipe:
     schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=steps, alpha=0.1)
     model.compile(optimizer=keras.optimizers.Adam(schedule))
 
-    def evaluate(model) -> dict:
-        """Validation perplexity over the chapter's words (positions after the first), as §9.3."""
-        total = count = 0.0
-        for i in range(0, len(x_val), 256):
-            xb, yb = x_val[i:i + 256], y_val[i:i + 256]
-            nll = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(
-                yb, model(xb), from_logits=True))[:, 1:]
-            real = yb[:, 1:] > 0
-            total += float(nll[real].sum())
-            count += float(real.sum())
-        return _perplexity(total, count)
-
     return Recipe("transformer", settings,
                   dict(batch_size=64, optimizer="Adam", learning_rate="cosine 1e-3 -> 1e-4",
                        decay_steps=steps, dropout=dropout, training_reviews=len(x)),
                   model, lambda seed: batches(x, y, batch_size=64, seed=seed), 64, "reviews",
-                  steps, evaluate, extra={"vocabulary": "\n".join(vocab)})   # for the live page
+                  steps, lambda model: _perplexity(model, x_val, y_val, first=1),   # as §9.3
+                  extra={"vocabulary": "\n".join(vocab)})   # for the live page
 
 
 def musegan_chorales() -> Recipe:

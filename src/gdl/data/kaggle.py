@@ -83,9 +83,10 @@ def fetch(folder: str) -> Path:
 def _place(got: Path, target: Path) -> None:
     """Make `target` a link to `got`, atomically (a link to a temporary name, then a rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or (target.exists() and not any(target.iterdir())):
-        # a link left by an earlier fetch (its copy since removed), or an empty folder
-        target.unlink() if target.is_symlink() else target.rmdir()
+    if target.is_symlink():          # left by an earlier fetch, its copy since removed
+        target.unlink()
+    elif target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
     elif target.exists():
         raise DataError(f"{target} exists but is not the expected layout; move it away and run this "
                         "again, or complete it by hand.")

@@ -19,5 +19,4 @@ def match_classes(fig, class_names):
     fig.data = sorted(fig.data, key=lambda t: rank[t.name])
     for trace in fig.data:
         trace.marker.color = colours[trace.name]
-    fig.update_layout(legend_traceorder="normal")
     return fig
